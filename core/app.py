@@ -1,0 +1,132 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, abort, request, session
+from flask_babel import Babel
+from flask_login import LoginManager, current_user
+from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
+
+from core import config as config_module
+from core import tenancy
+from core.db import db
+from core.migrations import configure as configure_migrations
+from core.plugins import PluginManager
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+babel = Babel()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build a Guanxi application.
+
+    ``config`` overrides the environment (see :mod:`core.config`); tests pass e.g.
+    ``{"SQLALCHEMY_DATABASE_URI": ..., "PLUGINS": ["tests.sample_plugin"]}``.
+    """
+    settings = config_module.load(config)
+    app = Flask(
+        "guanxi",
+        instance_path=settings["INSTANCE_PATH"],
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(Path(__file__).parent / "static"),
+        root_path=str(ROOT),
+    )
+    app.config.update(settings)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    migrate.configure_callbacks[:] = [configure_migrations]
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_locale, timezone_selector=lambda: "Asia/Shanghai")
+
+    manager = PluginManager(trace=app.config["TRACE_HOOKS"])
+    plugins = app.config["PLUGINS"]
+    if isinstance(plugins, str):
+        plugins = [p for p in plugins.split(",") if p]
+    with app.app_context():
+        manager.load(
+            builtin=app.config.get("LOAD_BUILTIN_PLUGINS", True),
+            entry_point_plugins=app.config["LOAD_ENTRY_POINTS"],
+            extra=plugins,
+        )
+    app.extensions["guanxi.plugins"] = manager
+
+    from core.web import register as register_web
+
+    register_web(app)
+    for _plugin, blueprint in manager.registry.blueprints:
+        app.register_blueprint(blueprint)
+
+    app.before_request(_enter_company)
+    app.teardown_request(_leave_company)
+    return app
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> Any:
+    from core.models import User
+
+    return db.session.get(User, int(user_id))
+
+
+def _locale() -> str:
+    if current_user and current_user.is_authenticated and current_user.locale:
+        return current_user.locale
+    if session.get("locale"):
+        return session["locale"]
+    from flask import current_app
+
+    return (
+        request.accept_languages.best_match(
+            ["zh_CN", "zh", "en"], default=current_app.config["BABEL_DEFAULT_LOCALE"]
+        )
+        .replace("zh", "zh_CN")
+        .replace("zh_CN_CN", "zh_CN")
+    )
+
+
+def _enter_company() -> None:
+    """Scope the request to the logged-in user's current company; hide disabled plugins."""
+    from flask import current_app, g
+
+    from core.models import Membership
+    from core.web.context import enabled_plugins
+
+    company_id = session.get("company_id")
+    if company_id is not None and current_user.is_authenticated:
+        with tenancy.unscoped():
+            member = db.session.scalar(
+                db.select(Membership).where(
+                    Membership.user_id == current_user.id, Membership.company_id == company_id
+                )
+            )
+        if member is None:
+            session.pop("company_id", None)
+            company_id = None
+        else:
+            g.membership = member
+    g._tenancy_token = tenancy.activate(company_id)
+    owner = current_app.extensions["guanxi.plugins"].registry.blueprint_owner.get(
+        request.blueprint or ""
+    )
+    if owner and (company_id is None or owner not in enabled_plugins()):
+        abort(404)
+
+
+def _leave_company(exc: BaseException | None) -> None:
+    from flask import g
+
+    token = g.pop("_tenancy_token", None)
+    if token is not None:
+        tenancy.reset(token)

@@ -1,0 +1,265 @@
+"""The ``guanxi`` command line.
+
+``serve``, ``demo``, ``db upgrade|current|revision``, ``plugins list|enable|disable``,
+``jobs list|run-due`` and ``users create``, plus Flask's own ``routes`` and ``shell``.
+"""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from core.db import db
+
+
+def _create_app():  # noqa: ANN202 - FlaskGroup factory
+    from core.app import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def main() -> None:
+    """Guanxi (关系): a pluggable CRM."""
+
+
+# -- serve and demo -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Create the demo companies first (once).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers")
+@click.option("--dev", is_flag=True, help="Flask's debug server with reload instead of gunicorn.")
+@with_appcontext
+def serve(demo: bool, host: str, port: int, workers: int, dev: bool) -> None:
+    """Upgrade the database and serve Guanxi (gunicorn by default)."""
+    from core import demo as demo_data
+    from core.migrations import upgrade
+
+    upgrade()
+    if demo:
+        demo_data.ensure(echo=click.echo)
+    app = current_app._get_current_object()
+    click.echo(f"Guanxi on http://{host}:{port}/")
+    if dev:
+        app.run(host=host, port=port, debug=True, use_reloader=False)
+        return
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):  # noqa: ANN202
+            return app
+
+    db.engine.dispose()  # each worker opens its own connections
+    Server().run()
+
+
+@main.command()
+@with_appcontext
+def demo() -> None:
+    """Create the three demo companies with users and data (once)."""
+    from core import demo as demo_data
+    from core.migrations import upgrade
+
+    upgrade()
+    demo_data.ensure(echo=click.echo)
+
+
+# -- database ---------------------------------------------------------------------------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """Create, upgrade and inspect the database schema."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="heads")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create the database or bring it up to date (core and every installed plugin)."""
+    from core.migrations import upgrade
+
+    upgrade(revision)
+    click.echo("database is up to date")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Show the current revision of every history."""
+    from alembic import command
+
+    from core.migrations import alembic_config
+
+    command.current(alembic_config(), verbose=False)
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True)
+@click.option("--plugin", help="Write into this plugin's history (default: the core's).")
+@click.option("--empty", is_flag=True, help="Do not autogenerate.")
+@with_appcontext
+def db_revision(message: str, plugin: str | None, empty: bool) -> None:
+    """Autogenerate a migration for the core or for one plugin."""
+    from core.migrations import revision
+
+    try:
+        revision(message, plugin=plugin, autogenerate=not empty)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+# -- plugins ----------------------------------------------------------------------------------
+
+
+def _company(code: str):  # noqa: ANN202
+    from core.models import Company
+
+    company = db.session.scalar(select(Company).where(Company.code == code))
+    if company is None:
+        raise click.ClickException(f"no company with code {code!r}")
+    return company
+
+
+@main.group()
+def plugins() -> None:
+    """List, enable and disable plugins."""
+
+
+@plugins.command("list")
+@with_appcontext
+def plugins_list() -> None:
+    """Every installed plugin with version, dependencies and the companies that enabled it."""
+    from core.models import Company, CompanyPlugin
+    from core.plugins import current
+    from core.tenancy import unscoped
+
+    manager = current()
+    with unscoped():
+        rows = db.session.execute(
+            select(CompanyPlugin.plugin, Company.code)
+            .join(Company, Company.id == CompanyPlugin.company_id)
+            .where(CompanyPlugin.enabled.is_(True))
+            .order_by(Company.code)
+        ).all()
+    enabled: dict[str, list[str]] = {}
+    for plugin, code in rows:
+        enabled.setdefault(plugin, []).append(code)
+    click.echo(f"{'plugin':<12} {'version':<9} {'depends':<16} enabled for")
+    for name in manager.order:
+        m = manager.manifests[name]
+        deps = ",".join(m.depends) or "-"
+        companies = ",".join(enabled.get(name, [])) or "-"
+        click.echo(f"{name:<12} {m.version:<9} {deps:<16} {companies}")
+    for name, reason in manager.incompatible.items():
+        click.echo(f"{name:<12} {'-':<9} {'-':<16} not loaded: {reason}")
+
+
+@plugins.command("enable")
+@click.argument("name")
+@click.option("--company", "code", required=True, help="Company code.")
+@with_appcontext
+def plugins_enable(name: str, code: str) -> None:
+    """Enable a plugin (and what it depends on) for a company."""
+    from core.plugins import PluginError, current
+
+    try:
+        switched = current().enable(_company(code), name)
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"enabled for {code}: {', '.join(switched) or 'nothing new'}")
+
+
+@plugins.command("disable")
+@click.argument("name")
+@click.option("--company", "code", required=True, help="Company code.")
+@with_appcontext
+def plugins_disable(name: str, code: str) -> None:
+    """Disable a plugin for a company (its data stays)."""
+    from core.plugins import PluginError, current
+
+    try:
+        current().disable(_company(code), name)
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"disabled for {code}: {name}")
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+@main.group()
+def jobs() -> None:
+    """Scheduled jobs."""
+
+
+@jobs.command("list")
+@with_appcontext
+def jobs_list() -> None:
+    """Every registered job and its schedule."""
+    from core.plugins import current
+
+    for job in current().registry.jobs.values():
+        click.echo(f"{job.name:<30} {job.plugin:<10} {job.schedule}")
+
+
+@jobs.command("run-due")
+@click.option("--job", "only", help="Run only this job (if due).")
+@with_appcontext
+def jobs_run_due(only: str | None) -> None:
+    """Run every due job once per period (safe to start on several machines at once)."""
+    from core import jobs as engine
+
+    for name, scope, status in engine.run_due(only=only):
+        click.echo(f"{name} {scope} {status}")
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Users and memberships."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--company", "code", help="Company code to add the user to.")
+@click.option("--role", default="viewer", show_default=True)
+@with_appcontext
+def users_create(email: str, name: str, password: str, code: str | None, role: str) -> None:
+    """Create a user, optionally a member of a company with a role."""
+    from core.models import Membership, User
+    from core.security import ROLES
+    from core.tenancy import unscoped
+
+    if role not in ROLES:
+        raise click.ClickException(f"role must be one of {', '.join(ROLES)}")
+    if db.session.scalar(select(User).where(User.email == email.lower())):
+        raise click.ClickException(f"a user with e-mail {email} exists")
+    user = User(email=email.lower(), name=name)
+    user.set_password(password)
+    db.session.add(user)
+    if code:
+        company = _company(code)
+        db.session.flush()
+        with unscoped():
+            db.session.add(Membership(user_id=user.id, company_id=company.id, role=role))
+            db.session.commit()
+    else:
+        db.session.commit()
+    click.echo(f"created {email}")

@@ -1,0 +1,213 @@
+"""Demo companies: a pharma, an insurance and a property-management company, in Chinese.
+
+``ensure()`` creates them once (``guanxi serve --demo`` / ``guanxi demo``) with users for each
+role, teams, channels, customers, contacts, interactions and service tickets with running SLA
+clocks; then each enabled plugin adds its own data through ``guanxi_demo_data``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import timedelta
+
+from faker import Faker
+from sqlalchemy import select
+
+from core import clocks, workflow
+from core.db import db, utcnow
+from core.models import (
+    CalendarRecord,
+    Channel,
+    Company,
+    Contact,
+    Customer,
+    Interaction,
+    Membership,
+    SlaPolicy,
+    Team,
+    User,
+)
+from core.plugins import current
+from core.security import ROLES
+from core.tenancy import company_scope, unscoped
+from core.tickets import open_ticket
+
+PASSWORD = "guanxi123"
+
+COMPANIES = [
+    ("demo-pharma", "康泰医药有限公司", "pharma", ("pharma", "marketing")),
+    ("demo-insurance", "鸿信人寿保险股份有限公司", "insurance", ("insurance", "marketing")),
+    ("demo-property", "锦苑物业服务有限公司", "property", ("property",)),
+]
+
+CALENDAR = {
+    "timezone": "Asia/Shanghai",
+    "hours": {str(d): [["09:00", "18:00"]] for d in range(5)},
+    # Sample public holidays; maintain them from the State Council's yearly notice.
+    "holidays": [f"2026-10-0{d}" for d in range(1, 8)] + ["2027-01-01"],
+    "workdays": [],
+}
+
+SLA = {"urgent": (30, 240), "high": (60, 480), "normal": (120, 1080), "low": (480, 2700)}
+
+
+def ensure(echo: Callable[[str], None] = print) -> None:
+    """Create the demo companies unless they exist, then print how to log in."""
+    with unscoped():
+        exists = db.session.scalar(select(Company.id).where(Company.code == COMPANIES[0][0]))
+    if not exists:
+        create()
+    echo(f"Demo companies and logins (password for every user: {PASSWORD}):")
+    for code, name, slug, _plugins in COMPANIES:
+        echo(f"  {name} ({code}): " + ", ".join(f"{r}@{slug}.demo" for r in ROLES))
+    echo("  boss@guanxi.demo belongs to all three companies (company switcher).")
+
+
+def create(seed: int = 20261124) -> list[Company]:
+    """Create the three demo companies and everything in them; commits."""
+    manager = current()
+    fake = Faker("zh_CN")
+    fake.seed_instance(seed)
+    rng = random.Random(seed)
+    boss = _user("boss@guanxi.demo", "王总")
+    made = []
+    for code, name, slug, plugins in COMPANIES:
+        company = Company(code=code, name=name)
+        db.session.add(company)
+        db.session.flush()
+        for plugin in plugins:
+            if plugin in manager.manifests:
+                manager.enable(company, plugin)
+        with company_scope(company.id):
+            _populate(company, slug, boss, fake, rng)
+            enabled = manager.enabled(company.id)
+            manager.hooks(enabled).guanxi_demo_data(company=company, fake=fake)
+            db.session.commit()
+        made.append(company)
+    clocks.scan()
+    db.session.commit()
+    return made
+
+
+def _user(email: str, name: str) -> User:
+    user = db.session.scalar(select(User).where(User.email == email))
+    if user is None:
+        user = User(email=email, name=name, locale="zh_CN")
+        user.set_password(PASSWORD)
+        db.session.add(user)
+        db.session.flush()
+    return user
+
+
+def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.Random) -> None:
+    db.session.add(CalendarRecord(name="default", config=CALENDAR))
+    for priority, (first, resolve) in SLA.items():
+        db.session.add(
+            SlaPolicy(priority=priority, first_response_minutes=first, resolution_minutes=resolve)
+        )
+    users: dict[str, User] = {}
+    for role in ROLES:
+        users[role] = _user(f"{role}@{slug}.demo", fake.name())
+    sales_team = Team(name="销售一部", manager_id=users["manager"].id)
+    service_team = Team(name="客服中心", manager_id=users["manager"].id)
+    db.session.add_all([sales_team, service_team])
+    db.session.flush()
+    for role, user in users.items():
+        team = service_team if role == "service_agent" else sales_team
+        db.session.add(Membership(user_id=user.id, role=role, team_id=team.id))
+    db.session.add(Membership(user_id=boss.id, role="admin"))
+
+    channels = []
+    for ctype, label in (
+        ("direct", "直销部"),
+        ("agent", "华东代理"),
+        ("distributor", "华南经销商"),
+        ("ecommerce", "天猫旗舰店"),
+    ):
+        channel = Channel(
+            name=f"{fake.city_name()}{label}",
+            type=ctype,
+            territory=fake.province(),
+            commission_rate=rng.choice([None, 5, 8, 12]),
+            credit_limit=rng.choice([None, 500000]),
+        )
+        channels.append(channel)
+    db.session.add_all(channels)
+    db.session.flush()
+
+    customers = []
+    for i in range(60):
+        is_org = i % 3 == 0
+        customer = Customer(
+            code=f"C{company.id:02d}{i + 1:04d}",
+            name=fake.company() if is_org else fake.name(),
+            is_organization=is_org,
+            kind=rng.choice(["business", "intermediary"] if is_org else ["consumer"]),
+            phone=fake.phone_number(),
+            email=fake.email(),
+            region=fake.province(),
+            address=fake.address(),
+            status=rng.choice(["existing", "existing", "potential"]),
+            owner_id=rng.choice([users["sales_rep"].id, users["manager"].id]),
+            channel_id=rng.choice(channels).id,
+            created_at=utcnow() - timedelta(days=rng.randint(1, 900)),
+        )
+        customers.append(customer)
+    db.session.add_all(customers)
+    db.session.flush()
+    roles = ["buyer", "decider", "user", "gatekeeper", "influencer", "approver"]
+    for customer in customers:
+        if customer.is_organization:
+            for _ in range(rng.randint(1, 3)):
+                db.session.add(
+                    Contact(
+                        customer_id=customer.id,
+                        name=fake.name(),
+                        title=fake.job(),
+                        decision_role=rng.choice(roles),
+                        phone=fake.phone_number(),
+                    )
+                )
+        for _ in range(rng.randint(0, 3)):
+            when = utcnow() - timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 8))
+            db.session.add(
+                Interaction(
+                    customer_id=customer.id,
+                    user_id=customer.owner_id,
+                    kind=rng.choice(["call", "visit", "wechat", "meeting", "email"]),
+                    occurred_at=when,
+                    duration_minutes=rng.choice([5, 15, 30, 60]),
+                    purpose=rng.choice(
+                        ["产品介绍", "需求沟通", "合同跟进", "售后回访", "节日问候"]
+                    ),
+                    result=rng.choice(["客户有兴趣，约定下次演示", "已下单", "暂无需求", "需报价"]),
+                    next_step=rng.choice([None, "发送报价单", "安排上门拜访"]),
+                    next_step_due=when + timedelta(days=7),
+                )
+            )
+    subjects = ["产品质量问题", "发票开具", "配送延迟", "服务态度投诉", "设备报修", "咨询优惠政策"]
+    agent = users["service_agent"]
+    for i in range(24):
+        age = timedelta(hours=rng.randint(1, 24 * 10))
+        ticket = open_ticket(
+            at=utcnow() - age,
+            customer_id=rng.choice(customers).id,
+            type=rng.choice(["inquiry", "complaint", "repair", "suggestion"]),
+            priority=rng.choice(list(SLA)),
+            intake_channel=rng.choice(["phone", "wechat", "web", "email", "front_desk"]),
+            subject=rng.choice(subjects),
+            description=fake.sentence(),
+            assignee_id=agent.id if i % 4 else None,
+            team_id=service_team.id,
+        )
+        path = [
+            [],
+            ["assign"],
+            ["assign", "start"],
+            ["start", "resolve"],
+            ["start", "resolve", "close"],
+            ["start", "wait"],
+        ][i % 6]
+        for step in path:
+            workflow.transition(ticket, step, user=agent, inputs={"comment": "处理完毕"})

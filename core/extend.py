@@ -1,0 +1,38 @@
+"""The public surface for plugin authors: import from here, not from core internals.
+
+Everything named in ``__all__`` keeps its name and meaning across minor versions of the core.
+"""
+
+from core.choices import Choice
+from core.clocks import ObligationKind
+from core.db import UTCDateTime, db, utcnow
+from core.fields import Field
+from core.jobs import Job, daily, every, monthly
+from core.plugins import Manifest, PluginError, hookimpl
+from core.tenancy import TenantMixin, company_scope, current_company_id, require_company
+from core.web.helpers import MenuItem
+from core.workflow import State, Transition, Workflow
+
+__all__ = [
+    "Choice",
+    "Field",
+    "Job",
+    "Manifest",
+    "MenuItem",
+    "ObligationKind",
+    "PluginError",
+    "State",
+    "TenantMixin",
+    "Transition",
+    "UTCDateTime",
+    "Workflow",
+    "company_scope",
+    "current_company_id",
+    "daily",
+    "db",
+    "every",
+    "hookimpl",
+    "monthly",
+    "require_company",
+    "utcnow",
+]

@@ -1,0 +1,368 @@
+"""Extension fields: declared once by a plugin, everywhere in the product.
+
+A plugin returns :class:`Field` declarations from ``guanxi_extension_fields``. From each one the
+core derives:
+
+=============  =========================================================================
+storage        a column of the plugin's side table ``<plugin>_<model>_ext`` (1:1 with the
+               core row, keyed by its id; core tables are never altered)
+API / JSON     a marshmallow field under the key ``<plugin>__<name>`` (:func:`schema`)
+forms          a WTForms field with the same validation (:func:`form_fields`)
+lists          a column joined into list queries (:func:`join`), a filter (:func:`apply_filters`)
+CSV            a column of export and import (:func:`csv_value`, :func:`schema`)
+=============  =========================================================================
+
+Only companies that enabled the plugin see its fields; the values of the others stay stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import marshmallow as ma
+import wtforms
+from sqlalchemy import Boolean, Column, Date, ForeignKey, Integer, Numeric, String, Table, Text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Select
+from werkzeug.datastructures import MultiDict
+from wtforms import validators as v
+
+from core.db import db
+from core.i18n import pick
+from core.plugins.manifest import PluginError
+
+TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
+MODELS = ("customer", "contact", "channel", "service_ticket", "interaction")
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One extension field on a core model.
+
+    ``model`` is a core table name (``customer``, ``contact``, ``channel``, ``service_ticket``,
+    ``interaction``); ``type`` one of :data:`TYPES`. ``choices`` (for type ``choice``) are
+    ``(value, label, label_zh)`` triples. ``min``/``max`` bound numbers and dates,
+    ``max_length`` strings (default 200); ``scale`` is the decimal places of a ``decimal``.
+    """
+
+    model: str
+    name: str
+    type: str
+    label: str
+    label_zh: str = ""
+    required: bool = False
+    choices: tuple[tuple[str, str, str], ...] = ()
+    default: Any = None
+    min: Any = None
+    max: Any = None
+    max_length: int | None = None
+    scale: int = 2
+    indexed: bool = False
+    help: str = ""
+    plugin: str = ""
+
+    @property
+    def key(self) -> str:
+        """The field's name everywhere outside the database: ``<plugin>__<name>``."""
+        return f"{self.plugin}__{self.name}"
+
+    @property
+    def table_name(self) -> str:
+        return f"{self.plugin}_{self.model}_ext"
+
+    @property
+    def text(self) -> str:
+        """The label in the current user's language."""
+        return pick(self.label, self.label_zh)
+
+    def choice_label(self, value: Any) -> str:
+        for val, label, label_zh in self.choices:
+            if val == value:
+                return pick(label, label_zh)
+        return "" if value is None else str(value)
+
+
+def attach(field: Field, plugin: str) -> Field:
+    """Check a declaration of ``plugin``, tag it, and make sure its column exists in metadata."""
+    where = f"plugin {plugin!r}, field {field.name!r}"
+    if field.model not in MODELS:
+        raise PluginError(f"{where}: model {field.model!r} is not one of {', '.join(MODELS)}")
+    if field.type not in TYPES:
+        raise PluginError(f"{where}: type {field.type!r} is not one of {', '.join(TYPES)}")
+    if not NAME_RE.match(field.name) or field.name == "id":
+        raise PluginError(f"{where}: name must be lowercase letters, digits and underscores")
+    if (field.type == "choice") != bool(field.choices):
+        raise PluginError(f"{where}: choices are required for type 'choice' and only for it")
+    field = replace(field, plugin=plugin)
+    column = _column(field)
+    table = side_table(plugin, field.model)
+    if field.name not in table.c:
+        table.append_column(column)
+    return field
+
+
+def side_table(plugin: str, model: str) -> Table:
+    """The side table of ``plugin``'s fields on ``model`` (defined in metadata on first use)."""
+    name = f"{plugin}_{model}_ext"
+    table = db.metadata.tables.get(name)
+    if table is None:
+        table = Table(
+            name,
+            db.metadata,
+            Column("id", ForeignKey(f"{model}.id", ondelete="CASCADE"), primary_key=True),
+        )
+    return table
+
+
+def _column(field: Field) -> Column:
+    sql_type = {
+        "string": String(field.max_length or 200),
+        "text": Text(),
+        "integer": Integer(),
+        "decimal": Numeric(18, field.scale),
+        "boolean": Boolean(),
+        "date": Date(),
+        "choice": String(40),
+    }[field.type]
+    return Column(field.name, sql_type, nullable=True, index=field.indexed)
+
+
+# -- marshmallow ------------------------------------------------------------------------------
+
+
+def marshmallow_field(field: Field, *, for_load: bool = True) -> ma.fields.Field:
+    """The marshmallow field for ``field`` (validation for API, CSV import; JSON output)."""
+    opts: dict[str, Any] = {
+        "required": field.required and for_load,
+        "allow_none": not field.required,
+        "metadata": {"description": field.label, "x-label-zh": field.label_zh},
+    }
+    checks: list[Any] = []
+    if field.type in ("integer", "decimal", "date") and (
+        field.min is not None or field.max is not None
+    ):
+        checks.append(ma.validate.Range(min=field.min, max=field.max))
+    if field.type in ("string", "text") and field.type == "string":
+        checks.append(ma.validate.Length(max=field.max_length or 200))
+    if field.type == "choice":
+        checks.append(ma.validate.OneOf([c[0] for c in field.choices]))
+    if field.type in ("string", "text"):
+        return ma.fields.String(validate=checks, **opts)
+    if field.type == "integer":
+        return ma.fields.Integer(strict=False, validate=checks, **opts)
+    if field.type == "decimal":
+        return ma.fields.Decimal(places=field.scale, as_string=True, validate=checks, **opts)
+    if field.type == "boolean":
+        return ma.fields.Boolean(**opts)
+    if field.type == "date":
+        return ma.fields.Date(validate=checks, **opts)
+    return ma.fields.String(validate=checks, **opts)
+
+
+@cache
+def _schema_cached(fields: tuple[Field, ...]) -> type[ma.Schema]:
+    return ma.Schema.from_dict({f.key: marshmallow_field(f) for f in fields}, name="Extension")
+
+
+def schema(fields: Sequence[Field]) -> ma.Schema:
+    """A marshmallow schema of ``fields`` (unknown keys are ignored, not refused)."""
+    return _schema_cached(tuple(fields))(unknown=ma.EXCLUDE)
+
+
+def validate(
+    fields: Sequence[Field], data: Mapping[str, Any], *, partial: bool = False
+) -> dict[str, Any]:
+    """Values of ``fields`` found in ``data``, converted; raises ``marshmallow.ValidationError``
+    whose ``messages`` are keyed by field key."""
+    return schema(fields).load(dict(data), partial=partial)
+
+
+def dump(fields: Sequence[Field], values: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-ready values of ``fields`` (missing values as ``None``)."""
+    return schema(fields).dump({f.key: values.get(f.key) for f in fields})
+
+
+# -- WTForms ----------------------------------------------------------------------------------
+
+
+def form_fields(fields: Sequence[Field]) -> dict[str, Any]:
+    """Unbound WTForms fields keyed by field key, labelled in the current language."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        checks: list[Any] = [v.InputRequired() if f.required else v.Optional()]
+        kwargs: dict[str, Any] = {"label": f.text, "description": f.help, "default": f.default}
+        if f.type in ("integer", "decimal") and (f.min is not None or f.max is not None):
+            checks.append(v.NumberRange(min=f.min, max=f.max))
+        if f.type == "string":
+            checks.append(v.Length(max=f.max_length or 200))
+        if f.type == "string":
+            out[f.key] = wtforms.StringField(validators=checks, **kwargs)
+        elif f.type == "text":
+            out[f.key] = wtforms.TextAreaField(validators=checks, **kwargs)
+        elif f.type == "integer":
+            out[f.key] = wtforms.IntegerField(validators=checks, **kwargs)
+        elif f.type == "decimal":
+            out[f.key] = wtforms.DecimalField(places=f.scale, validators=checks, **kwargs)
+        elif f.type == "boolean":
+            out[f.key] = wtforms.BooleanField(validators=[v.Optional()], **kwargs)
+        elif f.type == "date":
+            if f.min is not None or f.max is not None:
+                checks.append(_DateRange(f.min, f.max))
+            out[f.key] = wtforms.DateField(validators=checks, **kwargs)
+        else:
+            opts = [("", "—")] + [(c[0], pick(c[1], c[2])) for c in f.choices]
+            out[f.key] = wtforms.SelectField(choices=opts, validators=checks, **kwargs)
+    return out
+
+
+class _DateRange:
+    def __init__(self, low: date | None, high: date | None) -> None:
+        self.low, self.high = low, high
+
+    def __call__(self, form: Any, field: Any) -> None:
+        value = field.data
+        if value is None:
+            return
+        if (self.low and value < self.low) or (self.high and value > self.high):
+            raise v.ValidationError(f"{self.low or ''} – {self.high or ''}")
+
+
+# -- storage ----------------------------------------------------------------------------------
+
+
+def _by_table(fields: Iterable[Field]) -> dict[str, list[Field]]:
+    groups: dict[str, list[Field]] = {}
+    for f in fields:
+        groups.setdefault(f.table_name, []).append(f)
+    return groups
+
+
+def load(fields: Sequence[Field], ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Values of ``fields`` for the core rows ``ids``: one query per side table."""
+    out: dict[int, dict[str, Any]] = {i: {f.key: None for f in fields} for i in ids}
+    if not ids:
+        return out
+    for name, group in _by_table(fields).items():
+        table = db.metadata.tables[name]
+        stmt = db.select(table.c.id, *[table.c[f.name] for f in group]).where(table.c.id.in_(ids))
+        for row in db.session.execute(stmt):
+            for f in group:
+                out[row.id][f.key] = row._mapping[f.name]
+    return out
+
+
+def save(fields: Sequence[Field], row_id: int, values: Mapping[str, Any]) -> None:
+    """Write the given ``values`` (keyed by field key) of ``row_id``; absent keys are untouched."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for name, group in _by_table(fields).items():
+        data = {f.name: values[f.key] for f in group if f.key in values}
+        if not data:
+            continue
+        table = db.metadata.tables[name]
+        stmt = insert(table).values(id=row_id, **data)
+        db.session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=data))
+
+
+def defaults(fields: Sequence[Field]) -> dict[str, Any]:
+    """Declared defaults of ``fields`` that have one."""
+    return {f.key: f.default for f in fields if f.default is not None}
+
+
+# -- list queries -----------------------------------------------------------------------------
+
+
+def join(stmt: Select, model: Any, fields: Sequence[Field]) -> Select:
+    """Outer-join the side tables of ``fields`` and add each value as a column named by key."""
+    for name, group in _by_table(fields).items():
+        table = db.metadata.tables[name]
+        stmt = stmt.outerjoin(table, table.c.id == model.id)
+        stmt = stmt.add_columns(*[table.c[f.name].label(f.key) for f in group])
+    return stmt
+
+
+def apply_filters(
+    stmt: Select, fields: Sequence[Field], args: MultiDict
+) -> tuple[Select, dict[str, str]]:
+    """Narrow a :func:`join`-ed query by the request's filter parameters.
+
+    ``<key>=value`` filters every type (text: contains; choice: any of several values);
+    ``<key>__min`` / ``<key>__max`` bound numbers and dates. Returns the query and, for each bad
+    parameter, a message keyed by the parameter.
+    """
+    errors: dict[str, str] = {}
+    for f in fields:
+        column = db.metadata.tables[f.table_name].c[f.name]
+        loader = marshmallow_field(f)
+        for suffix in ("", "__min", "__max"):
+            param = f.key + suffix
+            raw = [x for x in args.getlist(param) if x != ""]
+            if not raw or (suffix and f.type not in ("integer", "decimal", "date")):
+                continue
+            if f.type in ("string", "text"):
+                stmt = stmt.where(column.contains(raw[0], autoescape=True))
+                continue
+            try:
+                values = [_parse(f, loader, x) for x in raw]
+            except ma.ValidationError as exc:
+                errors[param] = "; ".join(_flat(exc.messages))
+                continue
+            if suffix == "__min":
+                stmt = stmt.where(column >= values[0])
+            elif suffix == "__max":
+                stmt = stmt.where(column <= values[0])
+            elif f.type == "choice":
+                stmt = stmt.where(column.in_(values))
+            elif f.type == "boolean":
+                stmt = stmt.where(column.is_(values[0]))
+            else:
+                stmt = stmt.where(column == values[0])
+    return stmt, errors
+
+
+def _parse(f: Field, loader: ma.fields.Field, raw: str) -> Any:
+    if f.type == "choice":
+        if raw not in {c[0] for c in f.choices}:
+            raise ma.ValidationError(f"must be one of {', '.join(c[0] for c in f.choices)}")
+        return raw
+    return loader.deserialize(raw)
+
+
+def _flat(messages: Any) -> list[str]:
+    if isinstance(messages, dict):
+        return [m for value in messages.values() for m in _flat(value)]
+    if isinstance(messages, list):
+        return [str(m) for m in messages]
+    return [str(messages)]
+
+
+# -- CSV and display --------------------------------------------------------------------------
+
+
+def csv_value(field: Field, value: Any) -> str:
+    """The CSV text of a value (dates ISO, booleans ``true``/``false``, choices as codes)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def display(field: Field, value: Any) -> str:
+    """The value as a person reads it (choice labels in their language)."""
+    if field.type == "choice":
+        return field.choice_label(value)
+    if field.type == "boolean" and value is not None:
+        return pick("yes", "是") if value else pick("no", "否")
+    return csv_value(field, value)

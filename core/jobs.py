@@ -1,0 +1,143 @@
+"""Scheduled jobs: declared by hook, run by ``guanxi jobs run-due`` from cron.
+
+A :class:`Job` has a :class:`Schedule` that cuts time into periods (every N minutes, daily at a
+time, monthly on a day). ``run_due`` runs each job whose current period has no run yet -- for
+each company that enabled the job's plugin (``per_company=True``), or once for the deployment.
+Before running, a process *claims* the period by inserting a :class:`~core.models.JobRun` row
+under a unique constraint and committing; whoever loses the race skips. So any number of
+machines may call ``run-due`` at once and each job still runs once per period and company.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from core.db import db, utcnow
+from core.models import Company, JobRun
+from core.tenancy import company_scope, unscoped
+
+log = logging.getLogger("guanxi.jobs")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a job is due. Build with :func:`every`, :func:`daily` or :func:`monthly`."""
+
+    minutes: int | None = None
+    at: str | None = None  # "HH:MM", local time of the company (or Asia/Shanghai)
+    day: int | None = None  # day of month
+
+    def period(self, now: datetime, timezone: str = "Asia/Shanghai") -> str | None:
+        """The key of the period ``now`` falls in, or ``None`` before the first run time."""
+        if self.minutes:
+            slot = int(now.timestamp()) // (self.minutes * 60)
+            return f"every{self.minutes}m:{slot}"
+        local = now.astimezone(ZoneInfo(timezone))
+        hour, minute = (int(x) for x in (self.at or "00:00").split(":"))
+        if self.day is not None:
+            if (local.day, local.hour, local.minute) < (self.day, hour, minute):
+                return None
+            return local.strftime("%Y-%m")
+        if (local.hour, local.minute) < (hour, minute):
+            local -= timedelta(days=1)
+        return local.strftime("%Y-%m-%d")
+
+
+def every(minutes: int) -> Schedule:
+    """Due once in every ``minutes``-minute slot."""
+    return Schedule(minutes=minutes)
+
+
+def daily(at: str = "02:00") -> Schedule:
+    """Due once a day, from ``at`` (company local time) on."""
+    return Schedule(at=at)
+
+
+def monthly(day: int = 1, at: str = "02:00") -> Schedule:
+    """Due once a month, from day ``day`` at ``at`` on (use e.g. 25 for a month-end reminder)."""
+    return Schedule(day=day, at=at)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled job. ``func(company)`` runs inside ``company_scope`` for per-company jobs and
+    receives ``None`` otherwise; it may return a short message kept with the run."""
+
+    name: str
+    func: Callable[[Company | None], str | None]
+    schedule: Schedule
+    label: str = ""
+    label_zh: str = ""
+    per_company: bool = True
+    plugin: str = ""
+
+
+def _claim(job: Job, scope: str, period: str, worker: str) -> JobRun | None:
+    run = JobRun(job=job.name, scope=scope, period=period, worker=worker)
+    db.session.add(run)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    return run
+
+
+def run_job(job: Job, company: Company | None, run: JobRun) -> None:
+    """Run one claimed job and record how it ended."""
+    try:
+        if company is not None:
+            with company_scope(company.id):
+                message = job.func(company)
+                db.session.commit()
+        else:
+            message = job.func(None)
+            db.session.commit()
+        run.status, run.message = "done", message
+    except Exception as exc:  # a failing job must not stop the others
+        db.session.rollback()
+        log.exception("job %s failed", job.name)
+        run = db.session.merge(run)
+        run.status, run.message = "failed", f"{type(exc).__name__}: {exc}"
+    run.finished_at = utcnow()
+    db.session.commit()
+
+
+def run_due(now: datetime | None = None, *, only: str | None = None) -> list[tuple[str, str, str]]:
+    """Run every due job once; returns ``(job, scope, status)`` of the runs this call made."""
+    from core.plugins import current
+
+    manager = current()
+    now = now or utcnow()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    done: list[tuple[str, str, str]] = []
+    with unscoped():
+        companies = list(db.session.scalars(select(Company).order_by(Company.id)))
+    for job in manager.registry.jobs.values():
+        if only and job.name != only:
+            continue
+        targets: list[Any] = [None]
+        if job.per_company:
+            targets = [c for c in companies if job.plugin in manager.enabled(c.id)]
+        for company in targets:
+            scope = f"company:{company.id}" if company else "global"
+            period = job.schedule.period(now, company.timezone if company else "Asia/Shanghai")
+            if period is None:
+                continue
+            with unscoped():
+                run = _claim(job, scope, period, worker)
+            if run is None:
+                continue
+            run_job(job, company, run)
+            done.append((job.name, scope, run.status))
+    return done

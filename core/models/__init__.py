@@ -1,0 +1,34 @@
+"""The core's models. Importing this package registers every core table."""
+
+from core.models.audit import AuditLog
+from core.models.channel import Channel
+from core.models.clock import CalendarRecord, Obligation
+from core.models.company import Company, Team
+from core.models.customer import Contact, Customer
+from core.models.interaction import Interaction
+from core.models.jobs import JobRun
+from core.models.notification import Notification
+from core.models.plugin import CompanyPlugin
+from core.models.ticket import ServiceTicket, SlaPolicy
+from core.models.user import Membership, User
+from core.models.workflow import WorkflowHistory
+
+__all__ = [
+    "AuditLog",
+    "CalendarRecord",
+    "Channel",
+    "Company",
+    "CompanyPlugin",
+    "Contact",
+    "Customer",
+    "Interaction",
+    "JobRun",
+    "Membership",
+    "Notification",
+    "Obligation",
+    "ServiceTicket",
+    "SlaPolicy",
+    "Team",
+    "User",
+    "WorkflowHistory",
+]

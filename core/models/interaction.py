@@ -1,0 +1,38 @@
+"""The interaction timeline: calls, visits, messages, meetings, follow-ups (回访)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import UTCDateTime, db, utcnow
+from core.tenancy import TenantMixin
+
+
+class Interaction(TenantMixin, db.Model):
+    """Something that happened with a customer, optionally about a contact, ticket or record."""
+
+    __tablename__ = "interaction"
+    __table_args__ = (
+        Index("ix_interaction_customer_id_occurred_at", "customer_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("service_ticket.id", ondelete="SET NULL")
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(20), default="call")
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    duration_minutes: Mapped[int | None]
+    purpose: Mapped[str | None] = mapped_column(String(200))
+    result: Mapped[str | None] = mapped_column(Text)
+    next_step: Mapped[str | None] = mapped_column(String(200))
+    next_step_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A plugin record the interaction is about, e.g. ("pharma_visit", 12).
+    subject_type: Mapped[str | None] = mapped_column(String(60))
+    subject_id: Mapped[int | None]

@@ -1,0 +1,129 @@
+"""The hooks a Guanxi plugin can implement.
+
+Two families, combined by explicit rules and never by pluggy's call order:
+
+* **Declarations** (``guanxi_extension_fields``, ``guanxi_choices``, ``guanxi_workflows``,
+  ``guanxi_obligation_kinds``, ``guanxi_jobs``, ``guanxi_blueprints``): called once at start for
+  every installed plugin; each returns a list, the lists are concatenated and every item is
+  tagged with the plugin that declared it. What a company sees is then narrowed to the plugins it
+  enabled, so a disabled plugin's fields, choices, workflows, clocks, jobs and pages vanish for
+  that company while its tables and rows stay.
+* **Events** (``guanxi_after_transition``, ``guanxi_demo_data``, ``guanxi_plugin_enabled``,
+  ``guanxi_plugin_disabled``, ``guanxi_menu_items``): called with the current company's enabled
+  plugins only. Results, where there are any, are collected into a list.
+
+Every hook here is listed with its exact signature in ``docs/plugins.md``; a test keeps the two
+in step. Hooks evolve by adding arguments only, so an implementation may accept fewer arguments
+than the spec names (pluggy passes just the ones it asks for).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("guanxi")
+
+
+@hookspec
+def guanxi_extension_fields() -> list[Any]:
+    """Declare extension fields on core models.
+
+    Return a list of :class:`core.fields.Field`. Each field is stored in the plugin's side table
+    ``<plugin>_<model>_ext`` and appears, for companies that enabled the plugin, in forms, record
+    JSON, list filters and CSV import/export under the key ``<plugin>__<name>``.
+    Combination: lists are concatenated; two fields with one key stop the start-up.
+    """
+
+
+@hookspec
+def guanxi_choices() -> list[Any]:
+    """Add values to core choice lists.
+
+    Return a list of :class:`core.choices.Choice`, e.g. a ``customer_kind`` "hospital" or a
+    ``channel_type`` "broker". Lists: ``customer_kind``, ``channel_type``, ``ticket_type``,
+    ``ticket_priority``, ``intake_channel``, ``interaction_kind``, ``decision_role``.
+    Combination: concatenated after the core's own values, in plugin load order.
+    """
+
+
+@hookspec
+def guanxi_workflows() -> list[Any]:
+    """Declare workflows (states, transitions, roles, guards, required inputs).
+
+    Return a list of :class:`core.workflow.Workflow`. The engine in :mod:`core.workflow` runs
+    them all. Combination: concatenated; a duplicate workflow name stops the start-up.
+    """
+
+
+@hookspec
+def guanxi_obligation_kinds() -> list[Any]:
+    """Declare kinds of obligations with deadlines (SLAs, quotas, expiry warnings).
+
+    Return a list of :class:`core.clocks.ObligationKind`. Combination: concatenated; a
+    duplicate kind name stops the start-up.
+    """
+
+
+@hookspec
+def guanxi_jobs() -> list[Any]:
+    """Declare scheduled jobs.
+
+    Return a list of :class:`core.jobs.Job`. ``guanxi jobs run-due`` runs each due job once per
+    period and company (for companies that enabled the plugin). Combination: concatenated; a
+    duplicate job name stops the start-up.
+    """
+
+
+@hookspec
+def guanxi_blueprints() -> list[Any]:
+    """Contribute Flask blueprints (pages and API endpoints).
+
+    Return a list of :class:`flask.Blueprint`. They are registered for every installed plugin;
+    a request to a blueprint of a plugin the current company has not enabled answers 404.
+    Combination: concatenated.
+    """
+
+
+@hookspec
+def guanxi_menu_items(company: Any) -> list[Any]:
+    """Entries for the main navigation of ``company``.
+
+    Return a list of :class:`core.web.menu.MenuItem`. Called for enabled plugins only.
+    Combination: concatenated, then sorted by each item's ``order``.
+    """
+
+
+@hookspec
+def guanxi_after_transition(
+    subject: Any, workflow: Any, transition: Any, from_state: str, to_state: str, user: Any
+) -> None:
+    """React after ``subject`` moved from ``from_state`` to ``to_state`` by ``transition``.
+
+    Called inside the transaction of the transition, after the new state and the history row
+    were flushed; raising aborts the transition. Called for enabled plugins only.
+    """
+
+
+@hookspec
+def guanxi_demo_data(company: Any, fake: Any) -> None:
+    """Add demo records to ``company`` (a new demo company; the plugin is enabled there).
+
+    ``fake`` is a ``faker.Faker("zh_CN")`` seeded for repeatable data. Runs inside
+    ``company_scope(company.id)``, in plugin dependency order.
+    """
+
+
+@hookspec
+def guanxi_plugin_enabled(company: Any) -> None:
+    """Called on the plugin just enabled for ``company`` (and only on it).
+
+    Seed per-company defaults here (stages, tier schemes…). Must be idempotent: a plugin can be
+    disabled and enabled again, and its earlier rows are still there.
+    """
+
+
+@hookspec
+def guanxi_plugin_disabled(company: Any) -> None:
+    """Called on the plugin just disabled for ``company`` (and only on it). Delete nothing."""

@@ -1,0 +1,150 @@
+"""Company scoping: the one mechanism that keeps each company's rows to itself.
+
+Every business model mixes in :class:`TenantMixin` (a ``company_id`` column). Two SQLAlchemy
+session events then enforce the current company, so no view filters by hand:
+
+* reads -- every ORM ``SELECT`` (and ORM-enabled ``UPDATE``/``DELETE``) touching a tenant model
+  gets ``company_id = <current company>`` added through ``with_loader_criteria``, including
+  joins, relationship loads and ``session.get()``;
+* writes -- at flush, a new row gets the current company when it has none, and creating,
+  changing or deleting a row of another company raises :class:`TenancyError`.
+
+The current company lives in a context variable, set per request by the web layer and by
+:func:`company_scope` in CLI commands, jobs and tests. Outside any scope, touching a tenant model
+raises :class:`TenancyError` rather than silently reading every company: code that really must
+cross companies (the plugin admin page, ``guanxi plugins list``, cross-company jobs) says so with
+:func:`unscoped`.
+
+Core SQL (``db.session.execute(text(...))`` or Core ``select()`` on tables) is not rewritten;
+set-based code filters by ``company_id`` explicitly, with :func:`require_company` giving the id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from sqlalchemy import ForeignKey, event, inspect
+from sqlalchemy.orm import (
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+    with_loader_criteria,
+)
+
+_company: ContextVar[int | None] = ContextVar("guanxi_company", default=None)
+_unscoped: ContextVar[bool] = ContextVar("guanxi_unscoped", default=False)
+
+
+class TenancyError(PermissionError):
+    """A read or write crossed the current company's boundary (or no company was in scope)."""
+
+
+class TenantMixin:
+    """Columns and behaviour of a row that belongs to one company."""
+
+    @declared_attr
+    def company_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
+        return mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+
+
+def current_company_id() -> int | None:
+    """The id of the company in scope, or ``None``."""
+    return _company.get()
+
+
+def require_company() -> int:
+    """The id of the company in scope; raises :class:`TenancyError` when there is none."""
+    company_id = _company.get()
+    if company_id is None:
+        raise TenancyError("no company in scope")
+    return company_id
+
+
+@contextmanager
+def company_scope(company_id: int) -> Iterator[int]:
+    """Run the block as company ``company_id``: reads are narrowed to it, writes checked."""
+    token = _company.set(company_id)
+    unscoped_token = _unscoped.set(False)
+    try:
+        yield company_id
+    finally:
+        _unscoped.reset(unscoped_token)
+        _company.reset(token)
+
+
+@contextmanager
+def unscoped() -> Iterator[None]:
+    """Run the block across all companies. Use only for system work that must see them all."""
+    token = _unscoped.set(True)
+    try:
+        yield
+    finally:
+        _unscoped.reset(token)
+
+
+def activate(company_id: int | None) -> object:
+    """Set the company for the rest of this context (a request); returns a :func:`reset` token."""
+    return _company.set(company_id)
+
+
+def reset(token: Any) -> None:
+    """Undo :func:`activate`."""
+    _company.reset(token)
+
+
+def _touches_tenant_model(state: ORMExecuteState) -> bool:
+    return any(issubclass(mapper.class_, TenantMixin) for mapper in state.all_mappers)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_statement(state: ORMExecuteState) -> None:
+    if state.is_column_load or not (state.is_select or state.is_update or state.is_delete):
+        return
+    if _unscoped.get() or state.execution_options.get("guanxi_unscoped"):
+        return
+    if not _touches_tenant_model(state):
+        return
+    company_id = _company.get()
+    if company_id is None:
+        names = ", ".join(sorted(m.class_.__name__ for m in state.all_mappers))
+        raise TenancyError(f"no company in scope for a query of {names}")
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            TenantMixin,
+            lambda cls: cls.company_id == company_id,
+            include_aliases=True,
+            propagate_to_loaders=True,
+        )
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _check_writes(session: Session, flush_context: Any, instances: Any) -> None:
+    if _unscoped.get():
+        return
+    company_id = _company.get()
+    for obj in session.new:
+        if not isinstance(obj, TenantMixin):
+            continue
+        name = type(obj).__name__
+        if company_id is None:
+            raise TenancyError(f"no company in scope for writing a {name}")
+        if obj.company_id is None:
+            obj.company_id = company_id
+        elif obj.company_id != company_id:
+            raise TenancyError(f"a {name} of company {obj.company_id} cannot be created here")
+    for obj in list(session.dirty) + list(session.deleted):
+        if not isinstance(obj, TenantMixin):
+            continue
+        name = type(obj).__name__
+        if company_id is None:
+            raise TenancyError(f"no company in scope for writing a {name}")
+        history = inspect(obj).attrs.company_id.history
+        original = history.deleted[0] if history.deleted else obj.company_id
+        if original != company_id or obj.company_id != company_id:
+            raise TenancyError(f"{name} {getattr(obj, 'id', '')} belongs to another company")

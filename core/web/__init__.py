@@ -1,0 +1,19 @@
+"""The server-rendered web interface of the core."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    """Register the core's blueprints and template helpers on ``app``."""
+    from core.api import v1
+    from core.web import auth, customers, helpers
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(customers.bp)
+    app.register_blueprint(v1.bp)
+    from core.app import csrf
+
+    csrf.exempt(v1.bp)
+    helpers.init_app(app)

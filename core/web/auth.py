@@ -1,0 +1,88 @@
+"""Logging in and out, switching company and language."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField
+from wtforms.validators import Email, InputRequired
+
+from core.db import db
+from core.models import Membership, User
+from core.tenancy import unscoped
+
+bp = Blueprint("auth", __name__)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("E-mail", validators=[InputRequired(), Email()])
+    password = PasswordField("Password", validators=[InputRequired()])
+
+
+def _first_company(user: User) -> int | None:
+    with unscoped():
+        return db.session.scalar(
+            db.select(Membership.company_id)
+            .where(Membership.user_id == user.id)
+            .order_by(Membership.id)
+        )
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> object:
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = db.session.scalar(db.select(User).where(User.email == form.email.data.lower()))
+        if user is None or not user.check_password(form.password.data) or not user.active:
+            form.password.errors.append(_("Wrong e-mail or password."))
+        else:
+            login_user(user)
+            session["company_id"] = _first_company(user)
+            target = request.args.get("next") or ""
+            if not target.startswith("/") or target.startswith("//"):
+                target = url_for("customers.index")
+            return redirect(target)
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> object:
+    logout_user()
+    session.pop("company_id", None)
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/switch/<int:company_id>", methods=["POST"])
+@login_required
+def switch(company_id: int) -> object:
+    with unscoped():
+        member = db.session.scalar(
+            db.select(Membership).where(
+                Membership.user_id == current_user.id, Membership.company_id == company_id
+            )
+        )
+    if member is None:
+        abort(404)
+    session["company_id"] = company_id
+    return redirect(url_for("customers.index"))
+
+
+@bp.route("/language/<code>", methods=["POST"])
+def language(code: str) -> object:
+    if code not in ("zh_CN", "en"):
+        abort(404)
+    session["locale"] = code
+    if current_user.is_authenticated:
+        current_user.locale = code
+        db.session.commit()
+    flash(_("Language changed."))
+    return redirect(request.referrer or url_for("customers.index"))
+
+
+@bp.route("/")
+def home() -> object:
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    return redirect(url_for("customers.index"))

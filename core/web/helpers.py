@@ -1,0 +1,79 @@
+"""Template context: the current company, the user's companies, the menu, labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, g, session
+from flask_login import current_user
+
+from core import choices
+from core.db import db
+from core.i18n import pick
+from core.tenancy import current_company_id, unscoped
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    """A navigation entry: ``endpoint`` (Flask endpoint name), labels and a sort ``order``."""
+
+    endpoint: str
+    label: str
+    label_zh: str = ""
+    order: int = 100
+
+    @property
+    def text(self) -> str:
+        return pick(self.label, self.label_zh)
+
+
+CORE_MENU = [MenuItem("customers.index", "Customers", "客户", 10)]
+
+
+def menu() -> list[MenuItem]:
+    """The core's entries plus those of the company's enabled plugins, by ``order``."""
+    from core.models import Company
+    from core.plugins import current
+    from core.web.context import enabled_plugins
+
+    company_id = current_company_id()
+    if company_id is None:
+        return []
+    company = db.session.get(Company, company_id)
+    items = list(CORE_MENU)
+    for found in current().hooks(enabled_plugins()).guanxi_menu_items(company=company):
+        items.extend(found or [])
+    return sorted(items, key=lambda m: m.order)
+
+
+def memberships() -> list[Any]:
+    from core.models import Company, Membership
+
+    if not current_user.is_authenticated:
+        return []
+    with unscoped():
+        return db.session.execute(
+            db.select(Company, Membership.role)
+            .join(Membership, Membership.company_id == Company.id)
+            .where(Membership.user_id == current_user.id)
+            .order_by(Company.name)
+        ).all()
+
+
+def init_app(app: Flask) -> None:
+    @app.context_processor
+    def _context() -> dict[str, Any]:
+        from core.models import Company
+
+        company_id = current_company_id()
+        company = db.session.get(Company, company_id) if company_id else None
+        return {
+            "current_company": company,
+            "membership": g.get("membership"),
+            "memberships": memberships,
+            "menu": menu,
+            "choice_label": choices.label,
+            "pick": pick,
+            "locale": session.get("locale") or getattr(current_user, "locale", None) or "zh_CN",
+        }
