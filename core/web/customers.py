@@ -22,6 +22,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
 from wtforms import EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import Email, InputRequired, Length, Optional
 
@@ -30,6 +31,7 @@ from core import fields as ext
 from core.choices import options
 from core.db import db
 from core.models import Customer
+from core.tenancy import company_scope, current_company_id
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 
@@ -148,27 +150,36 @@ def export_csv() -> Response:
             "\n".join(f"{k}: {v}" for k, v in errors.items()), status=400, mimetype="text/plain"
         )
 
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow([*CORE_COLUMNS, *[f.key for f in fields]])
-        yield "\ufeff" + buffer.getvalue()
-        for customer, values in customers.iterate(request.args):
-            buffer.seek(0)
-            buffer.truncate()
-            writer.writerow(
-                [
-                    getattr(customer, c) if getattr(customer, c) is not None else ""
-                    for c in CORE_COLUMNS
-                ]
-                + [ext.csv_value(f, values.get(f.key)) for f in fields]
-            )
-            yield buffer.getvalue()
+    company_id = current_company_id()
+    args = request.args.copy()
 
-    audit.record("export", "customer", None, {"filters": request.args.to_dict(flat=False)})
+    def rows() -> Iterator[str]:
+        with company_scope(company_id):
+            yield from _csv_lines(fields, args)
+
+    audit.record("export", "customer", None, {"filters": args.to_dict(flat=False)})
     db.session.commit()
     return Response(
         stream_with_context(rows()),
         mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=customers.csv"},
     )
+
+
+def _csv_lines(fields: list[ext.Field], args: MultiDict) -> Iterator[str]:
+    """CSV lines of the customers matching ``args`` (a streaming response's body)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*CORE_COLUMNS, *[f.key for f in fields]])
+    yield "\ufeff" + buffer.getvalue()
+    for customer, values in customers.iterate(args):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(
+            [
+                getattr(customer, c) if getattr(customer, c) is not None else ""
+                for c in CORE_COLUMNS
+            ]
+            + [ext.csv_value(f, values.get(f.key)) for f in fields]
+        )
+        yield buffer.getvalue()
