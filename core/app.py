@@ -36,7 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         "guanxi",
         instance_path=settings["INSTANCE_PATH"],
-        template_folder=str(ROOT / "templates"),
+        template_folder=str(Path(__file__).parent / "templates"),
         static_folder=str(Path(__file__).parent / "static"),
         root_path=str(ROOT),
     )

@@ -263,3 +263,7 @@ def users_create(email: str, name: str, password: str, code: str | None, role: s
     else:
         db.session.commit()
     click.echo(f"created {email}")
+
+
+if __name__ == "__main__":
+    main()

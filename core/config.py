@@ -6,6 +6,7 @@
 ``GUANXI_SECRET_KEY``      session signing key; generated into ``<instance>/secret_key`` when unset
 ``GUANXI_BROKER_URL``      Celery broker (Redis) for background work; unset: local threads
 ``GUANXI_TRACE_HOOKS``     ``1`` logs every plugin hook call
+``GUANXI_PLUGINS``         extra plugin modules to load, comma-separated dotted paths
 =========================  ==========================================================
 
 A mapping passed to :func:`core.app.create_app` overrides all of these (tests use it).
@@ -58,7 +59,7 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "LIST_PAGE_SIZE": 50,
         "COUNT_CAP": 10_000,
         # Extra plugin modules to load besides the built-ins and entry points (dotted paths).
-        "PLUGINS": [],
+        "PLUGINS": [p for p in os.environ.get("GUANXI_PLUGINS", "").split(",") if p],
         # Entry-point discovery of third-party plugins; tests may turn it off.
         "LOAD_ENTRY_POINTS": True,
     }

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from core import clocks
 from core.choices import Choice
 from core.clocks import ObligationKind
-from core.db import db
+from core.db import db, utcnow
 from core.jobs import Job, every
 from core.models import ServiceTicket, SlaPolicy
 from core.plugins import hookimpl
@@ -213,4 +213,12 @@ def guanxi_jobs() -> list[Job]:
 
 @hookimpl
 def guanxi_after_transition(subject: Any, to_state: str) -> None:
+    """Move the subject's clocks; stamp a ticket's resolution and closing moments."""
     clocks.on_transition(subject, to_state)
+    if isinstance(subject, ServiceTicket):
+        if to_state == "resolved":
+            subject.resolved_at = utcnow()
+        elif to_state == "closed":
+            subject.closed_at = utcnow()
+        elif to_state == "in_progress":
+            subject.resolved_at = subject.closed_at = None

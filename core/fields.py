@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 from werkzeug.datastructures import MultiDict
 from wtforms import validators as v
+from wtforms.fields.choices import SelectChoice
 
 from core.db import db
 from core.i18n import pick
@@ -217,7 +218,9 @@ def form_fields(fields: Sequence[Field]) -> dict[str, Any]:
                 checks.append(_DateRange(f.min, f.max))
             out[f.key] = wtforms.DateField(validators=checks, **kwargs)
         else:
-            opts = [("", "—")] + [(c[0], pick(c[1], c[2])) for c in f.choices]
+            opts = [SelectChoice("", "—")] + [
+                SelectChoice(c[0], pick(c[1], c[2])) for c in f.choices
+            ]
             out[f.key] = wtforms.SelectField(choices=opts, validators=checks, **kwargs)
     return out
 

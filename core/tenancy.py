@@ -7,7 +7,9 @@ session events then enforce the current company, so no view filters by hand:
   gets ``company_id = <current company>`` added through ``with_loader_criteria``, including
   joins, relationship loads and ``session.get()``;
 * writes -- at flush, a new row gets the current company when it has none, and creating,
-  changing or deleting a row of another company raises :class:`TenancyError`.
+  changing or deleting a row of another company raises :class:`TenancyError`; so does pointing
+  a foreign key at another company's row (a contact of company A on a customer of company B),
+  checked with one query per referenced table.
 
 The current company lives in a context variable, set per request by the web layer and by
 :func:`company_scope` in CLI commands, jobs and tests. Outside any scope, touching a tenant model
@@ -26,8 +28,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import ForeignKey, event, inspect
+from sqlalchemy import ForeignKey, event, inspect, select
 from sqlalchemy.orm import (
+    MANYTOONE,
     Mapped,
     ORMExecuteState,
     Session,
@@ -35,6 +38,7 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
+from sqlalchemy.sql.util import find_tables
 
 _company: ContextVar[int | None] = ContextVar("guanxi_company", default=None)
 _unscoped: ContextVar[bool] = ContextVar("guanxi_unscoped", default=False)
@@ -98,7 +102,10 @@ def reset(token: Any) -> None:
 
 
 def _touches_tenant_model(state: ORMExecuteState) -> bool:
-    return any(issubclass(mapper.class_, TenantMixin) for mapper in state.all_mappers)
+    if any(issubclass(mapper.class_, TenantMixin) for mapper in state.all_mappers):
+        return True
+    tenant = _tenant_tables()
+    return any(t.name in tenant for t in find_tables(state.statement, include_joins=True))
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -107,12 +114,14 @@ def _scope_statement(state: ORMExecuteState) -> None:
         return
     if _unscoped.get() or state.execution_options.get("guanxi_unscoped"):
         return
-    if not _touches_tenant_model(state):
-        return
     company_id = _company.get()
     if company_id is None:
-        names = ", ".join(sorted(m.class_.__name__ for m in state.all_mappers))
+        if not _touches_tenant_model(state):
+            return
+        names = ", ".join(sorted(m.class_.__name__ for m in state.all_mappers)) or "tables"
         raise TenancyError(f"no company in scope for a query of {names}")
+    # Added to every ORM statement, not only those whose columns name a tenant model: an entity
+    # that appears only in FROM (``select(func.count()).select_from(Customer)``) is scoped too.
     state.statement = state.statement.options(
         with_loader_criteria(
             TenantMixin,
@@ -148,3 +157,69 @@ def _check_writes(session: Session, flush_context: Any, instances: Any) -> None:
         original = history.deleted[0] if history.deleted else obj.company_id
         if original != company_id or obj.company_id != company_id:
             raise TenancyError(f"{name} {getattr(obj, 'id', '')} belongs to another company")
+    _check_references(session, company_id)
+
+
+def _tenant_tables() -> dict[str, Any]:
+    """Tables of the mapped tenant models, by name (cached until a new model is mapped)."""
+    from core.db import db
+
+    mappers = db.Model.registry.mappers
+    if _tables_cache.get("count") != len(mappers):
+        _tables_cache["tables"] = {
+            m.local_table.name: m.local_table for m in mappers if issubclass(m.class_, TenantMixin)
+        }
+        _tables_cache["count"] = len(mappers)
+    return _tables_cache["tables"]
+
+
+_tables_cache: dict[str, Any] = {}
+
+
+def _check_references(session: Session, company_id: int | None) -> None:
+    """Refuse foreign keys (set on new or changed rows) to rows of another company."""
+    tenant_tables = _tenant_tables()
+    wanted: dict[str, dict[Any, str]] = {}
+    for obj in list(session.new) + list(session.dirty):
+        if not isinstance(obj, TenantMixin):
+            continue
+        state = inspect(obj)
+        for rel in state.mapper.relationships:
+            related = state.dict.get(rel.key)  # only what is loaded or assigned; no lazy load
+            if (
+                rel.direction is MANYTOONE
+                and isinstance(related, TenantMixin)
+                and related.company_id not in (None, company_id)
+            ):
+                raise TenancyError(
+                    f"{type(obj).__name__}.{rel.key} points at a "
+                    f"{type(related).__name__} of another company"
+                )
+        for column in state.mapper.local_table.columns:
+            for fk in column.foreign_keys:
+                target = fk.column.table
+                if target.name not in tenant_tables or fk.column.name != "id":
+                    continue
+                prop = state.mapper.get_property_by_column(column)
+                value = getattr(obj, prop.key)
+                if value is None or (
+                    obj not in session.new and not state.attrs[prop.key].history.added
+                ):
+                    continue
+                wanted.setdefault(target.name, {})[value] = f"{type(obj).__name__}.{prop.key}"
+    for table_name, refs in wanted.items():
+        table = tenant_tables[table_name]
+        foreign = (
+            session.connection()
+            .execute(
+                select(table.c.id).where(
+                    table.c.id.in_(list(refs)), table.c.company_id != company_id
+                )
+            )
+            .scalars()
+            .first()
+        )
+        if foreign is not None:
+            raise TenancyError(
+                f"{refs[foreign]} points at {table_name} {foreign} of another company"
+            )

@@ -162,8 +162,31 @@ def db(app: Any) -> Any:
     return handle
 
 
+def _client_class() -> type:
+    from flask import g, has_app_context
+    from flask.testing import FlaskClient
+
+    class GuanxiClient(FlaskClient):
+        """A test client whose every request starts with an empty ``flask.g``.
+
+        The ``app`` fixture keeps one app context open for the whole test (so tests and requests
+        share the database session), and Flask reuses it for each request; without this, ``g``
+        (Flask-Login's cached user, the cached plugin set) would leak from one request into the
+        next, which never happens in a real server.
+        """
+
+        def open(self, *args: Any, **kwargs: Any) -> Any:
+            if has_app_context():
+                g.__dict__.clear()
+            return super().open(*args, **kwargs)
+
+    return GuanxiClient
+
+
 @pytest.fixture
 def client(app: Any) -> Any:
+    """A Flask test client (each request sees a fresh ``flask.g``, as in a real server)."""
+    app.test_client_class = _client_class()
     return app.test_client()
 
 

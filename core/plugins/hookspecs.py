@@ -90,7 +90,7 @@ def guanxi_blueprints() -> list[Any]:
 def guanxi_menu_items(company: Any) -> list[Any]:
     """Entries for the main navigation of ``company``.
 
-    Return a list of :class:`core.web.menu.MenuItem`. Called for enabled plugins only.
+    Return a list of :class:`core.web.helpers.MenuItem`. Called for enabled plugins only.
     Combination: concatenated, then sorted by each item's ``order``.
     """
 

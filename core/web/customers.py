@@ -24,6 +24,7 @@ from flask_login import login_required
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import EmailField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length, Optional
 
 from core import audit, customers
@@ -53,7 +54,7 @@ def customer_form(fields: list[ext.Field], **kwargs: object) -> CustomerForm:
     """The customer form with the company's extension fields appended."""
     form_class = type("CustomerExtForm", (CustomerForm,), ext.form_fields(fields))
     form = form_class(**kwargs)
-    form.kind.choices = options("customer_kind")
+    form.kind.choices = [SelectChoice(value, label) for value, label in options("customer_kind")]
     form.extension_keys = [f.key for f in fields]
     return form
 
@@ -72,12 +73,13 @@ def _guard() -> None:
 
 
 @bp.route("/")
-def index() -> str:
+def index() -> tuple[str, int]:
     size = current_app.config["LIST_PAGE_SIZE"]
     result = customers.page(request.args, size, current_app.config["COUNT_CAP"])
-    return render_template(
+    html = render_template(
         "customers/index.html", page=result, kinds=options("customer_kind"), display=ext.display
     )
+    return html, 400 if result.errors else 200
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -176,10 +178,7 @@ def _csv_lines(fields: list[ext.Field], args: MultiDict) -> Iterator[str]:
         buffer.seek(0)
         buffer.truncate()
         writer.writerow(
-            [
-                getattr(customer, c) if getattr(customer, c) is not None else ""
-                for c in CORE_COLUMNS
-            ]
+            [getattr(customer, c) if getattr(customer, c) is not None else "" for c in CORE_COLUMNS]
             + [ext.csv_value(f, values.get(f.key)) for f in fields]
         )
         yield buffer.getvalue()

@@ -1,0 +1,131 @@
+"""A plugin used by the core's tests: one of everything a plugin can declare."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.extend import (
+    Field,
+    Job,
+    Manifest,
+    MenuItem,
+    State,
+    TenantMixin,
+    Transition,
+    Workflow,
+    db,
+    every,
+    hookimpl,
+)
+
+manifest = Manifest(
+    name="sample",
+    label="Sample",
+    label_zh="示例",
+    version="1.2.3",
+    description="Test plugin.",
+)
+
+#: ``(hook, company_id)`` of every event hook call, for tests to inspect.
+calls: list[tuple[str, int]] = []
+
+
+class SampleNote(TenantMixin, db.Model):
+    """A record owned by the plugin (table ``sample_note``)."""
+
+    __tablename__ = "sample_note"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), default="draft")
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+@hookimpl
+def guanxi_extension_fields() -> list[Field]:
+    return [
+        Field(
+            "customer",
+            "hospital_beds",
+            "integer",
+            "Hospital beds",
+            "床位数",
+            min=0,
+            max=5000,
+            indexed=True,
+        ),
+        Field(
+            "customer",
+            "grade",
+            "choice",
+            "Grade",
+            "等级",
+            choices=(("a", "Grade A", "甲等"), ("b", "Grade B", "乙等")),
+        ),
+    ]
+
+
+@hookimpl
+def guanxi_workflows() -> list[Workflow]:
+    return [
+        Workflow(
+            name="sample_note",
+            model=SampleNote,
+            initial="draft",
+            states=(
+                State("draft", "Draft", "草稿"),
+                State("published", "Published", "已发布", category="done"),
+            ),
+            transitions=(Transition("publish", ("draft",), "published", "Publish", "发布"),),
+        )
+    ]
+
+
+def _count(company: Any) -> str:
+    db.session.add(SampleNote(text="job ran"))
+    return "ok"
+
+
+@hookimpl
+def guanxi_jobs() -> list[Job]:
+    return [Job("sample.count", _count, every(60), "Count", "计数")]
+
+
+bp = Blueprint("sample", __name__, url_prefix="/sample")
+
+
+@bp.get("/")
+def index() -> str:
+    return "sample page"
+
+
+@hookimpl
+def guanxi_blueprints() -> list[Blueprint]:
+    return [bp]
+
+
+@hookimpl
+def guanxi_menu_items(company: Any) -> list[MenuItem]:
+    calls.append(("menu", company.id))
+    return [MenuItem("sample.index", "Sample", "示例", order=90)]
+
+
+@hookimpl
+def guanxi_after_transition(subject: Any, to_state: str) -> None:
+    calls.append(("after_transition", subject.company_id))
+
+
+@hookimpl
+def guanxi_plugin_enabled(company: Any) -> None:
+    calls.append(("enabled", company.id))
+
+
+@hookimpl
+def guanxi_plugin_disabled(company: Any) -> None:
+    calls.append(("disabled", company.id))
