@@ -12,6 +12,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from core.db import db
+from core.plugins import PluginError
 
 
 def _create_app():  # noqa: ANN202 - FlaskGroup factory
@@ -227,6 +228,41 @@ def jobs_run_due(only: str | None) -> None:
 
 
 # -- users ------------------------------------------------------------------------------------
+
+
+@main.group()
+def companies() -> None:
+    """Companies (tenants)."""
+
+
+@companies.command("create")
+@click.argument("code")
+@click.argument("name")
+@click.option("--timezone", default="Asia/Shanghai", show_default=True)
+@click.option("--plugin", "plugin_names", multiple=True, help="Enable this plugin (repeatable).")
+@with_appcontext
+def companies_create(code: str, name: str, timezone: str, plugin_names: tuple[str, ...]) -> None:
+    """Create a company, optionally with plugins enabled."""
+    from zoneinfo import available_timezones
+
+    from core.models import Company
+
+    if timezone not in available_timezones():
+        raise click.ClickException(f"unknown time zone {timezone!r}")
+    if db.session.scalar(select(Company).where(Company.code == code)):
+        raise click.ClickException(f"a company with code {code!r} exists")
+    company = Company(code=code, name=name, timezone=timezone)
+    db.session.add(company)
+    db.session.flush()
+    manager = current_app.extensions["guanxi.plugins"]
+    try:
+        for name_ in plugin_names:
+            manager.enable(company, name_)
+    except PluginError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"created company {code} ({name})")
 
 
 @main.group()

@@ -187,3 +187,19 @@ def test_plugins_enable_and_disable_from_the_command_line(app, company):
     result = runner.invoke(cli, ["plugins", "disable", "sales", "--company", "acme"])
     assert result.exit_code != 0
     assert "marketing" in result.output
+
+
+def test_a_company_is_created_from_the_command_line_with_its_plugins(app, db):
+    from core.cli import main as cli
+    from core.models import Company
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(cli, ["companies", "create", "kt", "康泰医药", "--plugin", "pharma"])
+    assert result.exit_code == 0, result.output
+    company = db.session.scalar(db.select(Company).where(Company.code == "kt"))
+    assert {"sales", "pharma"} <= app.extensions["guanxi.plugins"].enabled(company.id)
+    again = runner.invoke(cli, ["companies", "create", "kt", "又一个"])
+    assert again.exit_code != 0 and "exists" in again.output
+    bad = runner.invoke(cli, ["companies", "create", "x", "X", "--plugin", "nope"])
+    assert bad.exit_code != 0 and "no plugin named 'nope'" in bad.output
+    assert db.session.scalar(db.select(Company).where(Company.code == "x")) is None

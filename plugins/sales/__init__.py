@@ -1,4 +1,4 @@
-"""Sales: opportunity funnel, orders and receivables, customer value (see docs/plugins/sales.md).
+"""Sales: opportunity funnel, orders and receivables, customer value.
 
 This first version declares the attack/defend inputs on customers (purchase potential and our
 share of it, DOMAIN §4); opportunities, orders and value analytics arrive with their issue.

@@ -1,0 +1,83 @@
+"""Refresh the README's screenshots from a fresh demo (needs Debian's chromium and playwright).
+
+    .venv/bin/python scripts/screenshots.py
+
+Builds the demo in a temporary instance folder, serves it on a free local port from a thread and
+photographs the pages named in ``SHOTS`` into ``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from core.app import create_app
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+#: (file name, login, path or callable finding it, locale)
+SHOTS = [
+    ("login.png", None, "/login", "zh_CN"),
+    ("customers-pharma.png", "manager@pharma.demo", "/customers/", "zh_CN"),
+    ("customer-detail-pharma.png", "manager@pharma.demo", "first-customer", "zh_CN"),
+    ("customers-insurance-en.png", "manager@insurance.demo", "/customers/", "en"),
+]
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    from core import demo
+    from core.migrations import upgrade
+
+    folder = tempfile.mkdtemp(prefix="guanxi-shots-")
+    app = create_app(
+        {"INSTANCE_PATH": folder, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/d.db"}
+    )
+    with app.app_context():
+        upgrade()
+        demo.ensure(echo=lambda *_: None)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        for name, login, path, locale in SHOTS:
+            context = browser.new_context(
+                viewport={"width": 1280, "height": 800},
+                locale="zh-CN" if locale == "zh_CN" else "en-US",
+            )
+            page = context.new_page()
+            if login:
+                page.goto(f"{base}/login")
+                page.fill("input[name=email]", login)
+                page.fill("input[name=password]", "guanxi123")
+                page.click("button[type=submit]")
+                page.wait_for_load_state()
+            if path == "first-customer":
+                page.goto(f"{base}/customers/")
+                page.click("table tbody tr:first-child a")
+            else:
+                page.goto(base + path)
+            page.wait_for_load_state()
+            page.screenshot(path=str(OUT / name), full_page=False)
+            context.close()
+            print("wrote", OUT / name)
+        browser.close()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

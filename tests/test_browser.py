@@ -1,0 +1,77 @@
+"""In a real browser: a user logs in, sees the customer archive and switches language.
+
+Needs Debian's chromium (``apt-get install chromium fonts-wqy-microhei``) and playwright (test
+extra). Skipped with a message when chromium is missing, except in CI, which sets
+``GUANXI_REQUIRE_BROWSER=1`` and must run it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from core.models import Customer
+from core.tenancy import company_scope
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("GUANXI_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"chromium not found at {CHROMIUM} (GUANXI_REQUIRE_BROWSER=1)")
+        pytest.skip("install Debian's chromium to run browser tests: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def live_url(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_log_in_see_customers_and_switch_language(app, db, company, make_user, browser, live_url):
+    acme = company(name="康泰医药", plugins=["pharma"])
+    make_user("manager", acme, email="li@example.com", password="s3cret-pass")
+    with company_scope(acme.id):
+        db.session.add(Customer(name="北京协和医院", kind="consumer"))
+        db.session.commit()
+
+    page = browser.new_page(locale="zh-CN")
+    page.goto(f"{live_url}/login")
+    page.fill("input[name=email]", "li@example.com")
+    page.fill("input[name=password]", "wrong")
+    page.click("button[type=submit]")
+    assert page.locator(".error, .flash").count() >= 1
+
+    page.fill("input[name=email]", "li@example.com")
+    page.fill("input[name=password]", "s3cret-pass")
+    page.click("button[type=submit]")
+    page.goto(f"{live_url}/customers/")
+    assert page.locator("text=北京协和医院").count() == 1
+    assert "康泰医药" in page.inner_text("header")
+
+    page.click("header button:has-text('English')")
+    page.wait_for_load_state()
+    assert page.locator("header button:has-text('中文')").count() == 1
