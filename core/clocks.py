@@ -174,7 +174,7 @@ def status_counts(kind: str | None = None, now: datetime | None = None) -> dict[
     stmt = select(status, func.count()).where(Obligation.company_id == require_company())
     if kind:
         stmt = stmt.where(Obligation.kind == kind)
-    return dict(db.session.execute(stmt.group_by(status)).tuples().all())
+    return {s: n for s, n in db.session.execute(stmt.group_by(status))}
 
 
 def scan(now: datetime | None = None) -> int:

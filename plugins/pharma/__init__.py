@@ -77,17 +77,42 @@ def guanxi_extension_fields() -> list[Field]:
 
 @hookimpl
 def guanxi_demo_data(company: Any, fake: Any) -> None:
-    from plugins import demo_values
+    """Turn the demo archive into hospitals, pharmacies and the doctors who work there."""
+    import random
 
-    demo_values(
-        "customer",
-        {
-            "pharma__hospital_grade": lambda rng: rng.choice([g[0] for g in GRADES]),
-            "pharma__beds": lambda rng: rng.choice([200, 500, 800, 1500, 3000]),
-            "pharma__department": lambda rng: rng.choice(
-                ["心内科", "肿瘤科", "内分泌科", "呼吸科"]
-            ),
-            "pharma__title": lambda rng: rng.choice([t[0] for t in TITLES]),
-            "pharma__prescription_potential": lambda rng: rng.randint(10, 100),
-        },
-    )
+    from core import fields
+    from core.extend import db
+    from core.models import Customer
+    from core.plugins import current
+
+    rng = random.Random(f"pharma-{company.code}")
+    declared = current().registry.fields_for("customer", ["pharma"])
+    customers = db.session.scalars(db.select(Customer).order_by(Customer.id)).all()
+    for n, customer in enumerate(customers):
+        if customer.is_organization:
+            city = fake.city_name()
+            if n % 4 == 3:
+                customer.kind, customer.name = (
+                    "pharmacy",
+                    f"{city}{rng.choice(['大药房', '百姓药房', '益丰药房'])}",
+                )
+                values: dict[str, Any] = {}
+            else:
+                customer.kind = "hospital"
+                customer.name = (
+                    f"{city}{rng.choice(['第一人民医院', '中医院', '中心医院', '妇幼保健院'])}"
+                )
+                values = {
+                    "pharma__hospital_grade": rng.choice([g[0] for g in GRADES]),
+                    "pharma__beds": rng.choice([200, 500, 800, 1500, 3000]),
+                }
+        else:
+            customer.kind = "doctor"
+            values = {
+                "pharma__department": rng.choice(["心内科", "肿瘤科", "内分泌科", "呼吸科"]),
+                "pharma__title": rng.choice([t[0] for t in TITLES]),
+                "pharma__prescription_potential": rng.randint(10, 100),
+            }
+        if values:
+            fields.save(declared, customer.id, values)
+    db.session.flush()

@@ -1,0 +1,48 @@
+"""The demo: three industry companies a newcomer can log into and find populated."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from core import demo
+from core.clocks import status_counts
+from core.models import Company, Customer, ServiceTicket
+from core.tenancy import company_scope, unscoped
+
+
+def test_demo_creates_three_companies_once_with_their_plugins(app, db, client):
+    printed: list[str] = []
+    demo.ensure(echo=printed.append)
+    demo.ensure(echo=printed.append)  # a second run creates nothing more
+    with unscoped():
+        companies = {c.code: c for c in db.session.scalars(select(Company))}
+    assert set(companies) == {"demo-pharma", "demo-insurance", "demo-property"}
+    manager = app.extensions["guanxi.plugins"]
+    assert {"pharma", "sales", "marketing"} <= manager.enabled(companies["demo-pharma"].id)
+    assert {"insurance", "sales"} <= manager.enabled(companies["demo-insurance"].id)
+    assert {"property", "surveys"} <= manager.enabled(companies["demo-property"].id)
+    assert "pharma" not in manager.enabled(companies["demo-property"].id)
+    assert any("manager@pharma.demo" in line for line in printed)
+
+    for company in companies.values():
+        with company_scope(company.id):
+            assert db.session.scalar(select(func.count()).select_from(Customer)) == 60
+            assert db.session.scalar(select(func.count()).select_from(ServiceTicket)) == 24
+            statuses = status_counts()
+            assert sum(statuses.values()) > 24 and len(statuses) >= 3
+
+    with company_scope(companies["demo-pharma"].id):
+        kinds = set(db.session.scalars(select(Customer.kind)))
+        assert {"hospital", "doctor"} <= kinds
+
+
+def test_demo_users_log_in_and_see_their_company_in_chinese(app, client):
+    demo.ensure(echo=lambda line: None)
+    response = client.post(
+        "/login",
+        data={"email": "manager@pharma.demo", "password": demo.PASSWORD},
+        headers={"Accept-Language": "zh-CN"},
+    )
+    assert response.status_code == 302
+    page = client.get("/customers/").get_data(as_text=True)
+    assert "康泰医药有限公司" in page and "医院" in page
