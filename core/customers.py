@@ -89,7 +89,10 @@ def page(args: MultiDict, size: int, cap: int) -> Page:
     )
     result.count, result.capped = min(counted, cap), counted > cap
     after = args.get("after", "")
-    if after.isdigit():
+    if after:
+        if not after.isdigit() or int(after) >= 2**63:
+            result.errors["after"] = "must be the id of the last row seen (a whole number)"
+            return result
         stmt = stmt.where(Customer.id < int(after))
     rows = db.session.execute(stmt.order_by(Customer.id.desc()).limit(size + 1)).all()
     for row in rows[:size]:
