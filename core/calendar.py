@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Interval = tuple[time, time]
 NINE_TO_SIX: tuple[Interval, ...] = ((time(9), time(18)),)
+END_OF_DAY = time.max  # how "24:00" is kept: the interval runs to the next midnight
 MAX_DAYS = 800
 
 
@@ -85,8 +86,11 @@ class BusinessCalendar:
     def to_config(self) -> dict[str, Any]:
         """The JSON-able settings :meth:`from_config` reads."""
 
+        def hhmm(moment: time) -> str:
+            return "24:00" if moment == END_OF_DAY else moment.strftime("%H:%M")
+
         def fmt(intervals: Iterable[Interval]) -> list[list[str]]:
-            return [[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in intervals]
+            return [[hhmm(a), hhmm(b)] for a, b in intervals]
 
         return {
             "timezone": self.timezone,
@@ -108,8 +112,12 @@ class BusinessCalendar:
 
     def _spans(self, day: date) -> list[tuple[datetime, datetime]]:
         zone = ZoneInfo(self.timezone)
+        midnight = datetime.combine(day + timedelta(days=1), time(0), zone)
         return [
-            (datetime.combine(day, a, zone), datetime.combine(day, b, zone))
+            (
+                datetime.combine(day, a, zone),
+                midnight if b == END_OF_DAY else datetime.combine(day, b, zone),
+            )
             for a, b in self.working_intervals(day)
         ]
 
@@ -167,7 +175,7 @@ def _clock(text: str, where: str) -> time:
     try:
         hour, minute = (int(x) for x in str(text).split(":"))
         if hour == 24 and minute == 0:
-            return time(23, 59, 59, 999999)
+            return END_OF_DAY
         return time(hour, minute)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{where}: {text!r} is not a time of day HH:MM") from exc

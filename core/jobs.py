@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from calendar import monthrange
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,7 +46,9 @@ class Schedule:
         local = now.astimezone(ZoneInfo(timezone))
         hour, minute = (int(x) for x in (self.at or "00:00").split(":"))
         if self.day is not None:
-            if (local.day, local.hour, local.minute) < (self.day, hour, minute):
+            # Day 31 means the month's last day in a shorter month (never a skipped month).
+            day = min(self.day, monthrange(local.year, local.month)[1])
+            if (local.day, local.hour, local.minute) < (day, hour, minute):
                 return None
             return local.strftime("%Y-%m")
         if (local.hour, local.minute) < (hour, minute):
@@ -64,7 +67,8 @@ def daily(at: str = "02:00") -> Schedule:
 
 
 def monthly(day: int = 1, at: str = "02:00") -> Schedule:
-    """Due once a month, from day ``day`` at ``at`` on (use e.g. 25 for a month-end reminder)."""
+    """Due once a month, from day ``day`` at ``at`` on; a ``day`` past the end of a shorter
+    month means its last day (``monthly(31)`` runs at each month's end)."""
     return Schedule(day=day, at=at)
 
 
