@@ -209,11 +209,30 @@ def jobs() -> None:
 @jobs.command("list")
 @with_appcontext
 def jobs_list() -> None:
-    """Every registered job and its schedule."""
+    """Every registered job, its schedule and its latest run."""
+    from sqlalchemy import func
+
+    from core.models import JobRun
     from core.plugins import current
 
+    latest = select(JobRun.job, func.max(JobRun.id).label("id")).group_by(JobRun.job).subquery()
+    last = {
+        run.job: run
+        for run in db.session.scalars(select(JobRun).join(latest, JobRun.id == latest.c.id))
+    }
     for job in current().registry.jobs.values():
-        click.echo(f"{job.name:<30} {job.plugin:<10} {job.schedule}")
+        run = last.get(job.name)
+        seen = f"last: {run.period} {run.scope} {run.status}" if run else "never run"
+        click.echo(f"{job.name:<30} {job.plugin:<10} {_schedule_text(job.schedule):<22} {seen}")
+
+
+def _schedule_text(schedule: object) -> str:
+    minutes, at, day = (getattr(schedule, k) for k in ("minutes", "at", "day"))
+    if minutes:
+        return f"every {minutes} min"
+    if day is not None:
+        return f"monthly day {day} {at}"
+    return f"daily {at}"
 
 
 @jobs.command("run-due")
@@ -223,6 +242,9 @@ def jobs_run_due(only: str | None) -> None:
     """Run every due job once per period (safe to start on several machines at once)."""
     from core import jobs as engine
 
+    known = current_app.extensions["guanxi.plugins"].registry.jobs
+    if only and only not in known:
+        raise click.ClickException(f"no job named {only!r}; known: {', '.join(sorted(known))}")
     for name, scope, status in engine.run_due(only=only):
         click.echo(f"{name} {scope} {status}")
 

@@ -9,7 +9,8 @@ company's :class:`~core.calendar.BusinessCalendar` (working hours, holidays, mak
 An :class:`~core.models.Obligation` row stores the moments once -- ``warn_at``, ``due_at``,
 ``escalate_at`` -- so whether any number of obligations are running, at risk, breached, paused
 or met is one SQL comparison (:meth:`Obligation.status_expr`). Pausing keeps the working time
-left; resuming counts it again from the moment of resumption.
+left; resuming counts it again from the moment of resumption (and warns again). Leaving the
+met states (a reopened ticket) restarts the clock with its full target.
 
 :func:`scan` (the ``clocks.scan`` job) raises escalation levels with one set-based UPDATE and
 notifies: level 1 (warning) the assignee, level 2 (breach) the assignee and the company's
@@ -148,7 +149,17 @@ def on_transition(subject: Any, to_state: str, at: datetime | None = None) -> No
     cal: BusinessCalendar | None = None
     for row in obligations_of(subject):
         kind = kinds.get(row.kind)
-        if kind is None or row.met_at is not None:
+        if kind is None:
+            continue
+        if row.met_at is not None:
+            if to_state not in kind.met_states and kind.met_states:
+                # Reopened: a fresh target from now, escalation starting over.
+                cal = cal or calendar_for(subject.company_id)
+                row.met_at, row.started_at, row.escalation_level = None, at, 0
+                for key, value in _moments(cal, kind, at, row.target_minutes, 0.0).items():
+                    setattr(row, key, value)
+                if to_state in kind.pause_states:
+                    row.paused_at, row.remaining_minutes = at, float(row.target_minutes)
             continue
         if to_state in kind.met_states:
             row.met_at = at
@@ -166,6 +177,7 @@ def on_transition(subject: Any, to_state: str, at: datetime | None = None) -> No
                 setattr(row, key, value)
             row.paused_at = None
             row.remaining_minutes = None
+            row.escalation_level = 0  # new moments: warn and escalate again as they pass
 
 
 def status_counts(kind: str | None = None, now: datetime | None = None) -> dict[str, int]:

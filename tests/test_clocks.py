@@ -315,3 +315,35 @@ def test_met_and_paused_clocks_are_not_escalated(app, db, desk, clock):
     move(db, shop, waiting, "wait", comment="等客户")
     assert clocks.scan(sh(2024, 3, 13, 9)) == 0
     assert notices(db, shop.id) == {}
+
+
+def test_a_reopened_ticket_gets_a_fresh_resolution_clock(app, db, desk, clock):
+    shop = desk()
+    ticket_id = shop.open(FRIDAY_17)  # urgent: 4 working hours to resolve
+    clock(sh(2024, 3, 8, 17, 30))
+    move(db, shop, ticket_id, "start")
+    move(db, shop, ticket_id, "resolve", comment="已处理")
+    assert clocks_of(db, shop.id, ticket_id)["ticket.resolution"].status() == "met"
+
+    clock(sh(2024, 3, 12, 9))  # Tuesday: the customer calls back, it is not fixed
+    move(db, shop, ticket_id, "reopen", comment="客户反馈问题仍在")
+    resolution = clocks_of(db, shop.id, ticket_id)["ticket.resolution"]
+    assert resolution.met_at is None and resolution.escalation_level == 0
+    assert resolution.due_at == sh(2024, 3, 12, 13)  # the full four hours again
+    assert resolution.status(sh(2024, 3, 12, 14)) == "breached"
+    assert clocks_of(db, shop.id, ticket_id)["ticket.first_response"].status() == "met"
+
+
+def test_a_clock_warned_before_a_pause_warns_again_for_its_new_deadline(app, db, desk, clock):
+    shop = desk()
+    ticket_id = shop.open(sh(2024, 3, 11, 9), assignee_id=None)  # Monday; due 13:00
+    clock(sh(2024, 3, 11, 9, 10))
+    move(db, shop, ticket_id, "start")
+    assert clocks.scan(sh(2024, 3, 11, 12, 15)) == 1  # at risk
+    clock(sh(2024, 3, 11, 12, 20))
+    move(db, shop, ticket_id, "wait", comment="等客户回电")
+    clock(sh(2024, 3, 12, 9))
+    move(db, shop, ticket_id, "resume")
+    resolution = clocks_of(db, shop.id, ticket_id)["ticket.resolution"]
+    assert resolution.escalation_level == 0
+    assert clocks.scan(sh(2024, 3, 12, 9, 30)) == 1  # past the new warning moment: warned again

@@ -219,3 +219,24 @@ def test_run_due_started_twice_at_once_runs_a_due_job_once(app, db, company, tmp
     assert [(r.scope, r.status) for r in job_runs(db, COUNT)] == [
         (f"company:{co.id}", "done") for co in enabled
     ]
+
+
+def test_run_due_names_an_unknown_job(app):
+    from core.cli import main as cli
+
+    result = app.test_cli_runner().invoke(cli, ["jobs", "run-due", "--job", "nope"])
+    assert result.exit_code != 0 and "no job named 'nope'" in result.output
+
+
+def test_jobs_list_shows_schedules_and_the_latest_run(app):
+    from core.cli import main as cli
+
+    runner = app.test_cli_runner()
+    before = runner.invoke(cli, ["jobs", "list"])
+    assert before.exit_code == 0, before.output
+    assert "clocks.scan" in before.output and "every 5 min" in before.output
+    assert "never run" in before.output
+    runner.invoke(cli, ["jobs", "run-due", "--job", "clocks.scan"])
+    after = runner.invoke(cli, ["jobs", "list"]).output
+    line = next(row for row in after.splitlines() if row.startswith("clocks.scan"))
+    assert "global done" in line
