@@ -11,6 +11,7 @@ from core.jobs import Job, daily, every, monthly
 from core.plugins import Manifest, PluginError, hookimpl
 from core.tenancy import TenantMixin, company_scope, current_company_id, require_company
 from core.web.helpers import MenuItem
+from core.web.panels import Panel, TimelineEntry
 from core.workflow import State, Transition, Workflow
 
 __all__ = [
@@ -20,9 +21,11 @@ __all__ = [
     "Manifest",
     "MenuItem",
     "ObligationKind",
+    "Panel",
     "PluginError",
     "State",
     "TenantMixin",
+    "TimelineEntry",
     "Transition",
     "UTCDateTime",
     "Workflow",

@@ -13,15 +13,20 @@ from core.models import (
     AuditLog,
     CalendarRecord,
     Channel,
+    ChannelClaim,
+    Comment,
     CompanyPlugin,
+    CompanySetting,
     Contact,
     Customer,
+    CustomerTag,
     Interaction,
     Membership,
     Notification,
     Obligation,
     ServiceTicket,
     SlaPolicy,
+    Tag,
     Team,
     User,
     WorkflowHistory,
@@ -64,6 +69,13 @@ def build(model, refs):
         ),
         CompanyPlugin: lambda: CompanyPlugin(plugin="sales"),
         Notification: lambda: Notification(user_id=refs["user"].id, kind="x", message="到期提醒"),
+        ChannelClaim: lambda: ChannelClaim(
+            channel_id=refs["channel"].id, customer_id=refs["customer"].id
+        ),
+        Comment: lambda: Comment(subject_type="customer", subject_id=1, body="@李主任 请跟进"),
+        CompanySetting: lambda: CompanySetting(key="classify", value={}),
+        Tag: lambda: Tag(name="重点客户"),
+        CustomerTag: lambda: CustomerTag(customer_id=refs["customer"].id, tag_id=refs["tag"].id),
     }[model]()
 
 
@@ -76,9 +88,10 @@ CORE_TENANT_MODELS = [m for m in CORE_TENANT_MODELS if m.__module__.startswith("
 
 def test_every_core_business_model_is_covered_here():
     builders = {
-        "AuditLog", "CalendarRecord", "Channel", "CompanyPlugin", "Contact", "Customer",
-        "Interaction", "Membership", "Notification", "Obligation", "ServiceTicket", "SlaPolicy",
-        "Team", "WorkflowHistory",
+        "AuditLog", "CalendarRecord", "Channel", "ChannelClaim", "Comment", "CompanyPlugin",
+        "CompanySetting", "Contact", "Customer", "CustomerTag", "Interaction", "Membership",
+        "Notification", "Obligation", "ServiceTicket", "SlaPolicy", "Tag", "Team",
+        "WorkflowHistory",
     }  # fmt: skip
     assert {m.__name__ for m in CORE_TENANT_MODELS} == builders
 
@@ -94,9 +107,16 @@ def two_companies(app, db, company, make_user):
         db.session.commit()
         with company_scope(co.id):
             customer = Customer(name=f"{co.code}-customer")
-            db.session.add(customer)
+            channel, tag = Channel(name=f"{co.code}-channel"), Tag(name="VIP")
+            db.session.add_all([customer, channel, tag])
             db.session.flush()
-            refs = {"customer": customer, "user": user, "spare": spare}
+            refs = {
+                "customer": customer,
+                "channel": channel,
+                "tag": tag,
+                "user": user,
+                "spare": spare,
+            }
             made = {}
             for model in CORE_TENANT_MODELS:
                 row = model() if model in (Customer,) else build(model, refs)
@@ -131,11 +151,11 @@ def test_writing_another_companys_row_is_refused(app, db, two_companies, model):
         # an update of a row loaded elsewhere
         theirs.company_id = theirs.company_id  # no-op assignment marks nothing; touch a column
         db.session.add(theirs)
-        column = next(
-            c.key
-            for c in model.__mapper__.column_attrs
-            if c.key not in ("id", "company_id", "version") and not c.columns[0].foreign_keys
-        )
+        candidates = [
+            c for c in model.__mapper__.column_attrs if c.key not in ("id", "company_id", "version")
+        ]
+        # a plain column if there is one (a link table has only foreign keys)
+        column = next((c for c in candidates if not c.columns[0].foreign_keys), candidates[0]).key
         setattr(theirs, column, getattr(theirs, column))
         from sqlalchemy.orm.attributes import flag_modified
 
@@ -159,7 +179,13 @@ def test_writing_another_companys_row_is_refused(app, db, two_companies, model):
         # creating a row for the other company
         row = build(
             model,
-            {"customer": Customer(id=0), "user": _User(rows["a"]["user"]), "spare": _User(0)},
+            {
+                "customer": Customer(id=0),
+                "channel": _User(0),
+                "tag": _User(0),
+                "user": _User(rows["a"]["user"]),
+                "spare": _User(0),
+            },
         )
         row.company_id = b
         db.session.add(row)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import UTCDateTime, db, utcnow
@@ -39,6 +40,11 @@ class Customer(TenantMixin, db.Model):
     value_tier: Mapped[str | None] = mapped_column(String(20))
     loyalty: Mapped[str | None] = mapped_column(String(20))
     lifecycle_stage: Mapped[str | None] = mapped_column(String(20))
+    #: What the customer bought in the last 12 months (typed, imported from the ERP or kept
+    #: by a sales plugin); the value-tier rule reads it.
+    revenue: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    #: Last interaction with the customer (kept by the core when one is logged).
+    last_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     channel_id: Mapped[int | None] = mapped_column(
         ForeignKey("channel.id", ondelete="SET NULL"), index=True
@@ -76,3 +82,26 @@ class Contact(TenantMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     customer: Mapped[Customer] = relationship(back_populates="contacts")
+
+
+class Tag(TenantMixin, db.Model):
+    """A label a company puts on customers (VIP, 重点客户, …)."""
+
+    __tablename__ = "tag"
+    __table_args__ = (UniqueConstraint("company_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+
+
+class CustomerTag(TenantMixin, db.Model):
+    """A tag on a customer."""
+
+    __tablename__ = "customer_tag"
+    __table_args__ = (UniqueConstraint("customer_id", "tag_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customer.id", ondelete="CASCADE"), index=True
+    )
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), index=True)

@@ -17,6 +17,7 @@ class Interaction(TenantMixin, db.Model):
     __tablename__ = "interaction"
     __table_args__ = (
         Index("ix_interaction_customer_id_occurred_at", "customer_id", "occurred_at"),
+        Index("ix_interaction_user_id_next_step_due", "user_id", "next_step_due"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -33,6 +34,11 @@ class Interaction(TenantMixin, db.Model):
     result: Mapped[str | None] = mapped_column(Text)
     next_step: Mapped[str | None] = mapped_column(String(200))
     next_step_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_step_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Follow-up (回访) scores, kept apart: the customer's own satisfaction (1-5) and the
+    #: internal quality-control score (0-100) given by the person who checked the work.
+    customer_score: Mapped[int | None]
+    quality_score: Mapped[int | None]
     # A plugin record the interaction is about, e.g. ("pharma_visit", 12).
     subject_type: Mapped[str | None] = mapped_column(String(60))
     subject_id: Mapped[int | None]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import UTCDateTime, db, utcnow
@@ -38,6 +39,11 @@ class ServiceTicket(TenantMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Service recovery (服务补救): an apology and a compensation within the limit the company
+    # authorised for the role of the person granting it.
+    apology: Mapped[bool] = mapped_column(default=False, server_default=false())
+    compensation: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    recovery_note: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(default=1)
 
     customer: Mapped[Customer] = relationship()

@@ -9,7 +9,8 @@ Two families, combined by explicit rules and never by pluggy's call order:
   enabled, so a disabled plugin's fields, choices, workflows, clocks, jobs and pages vanish for
   that company while its tables and rows stay.
 * **Events** (``guanxi_after_transition``, ``guanxi_demo_data``, ``guanxi_plugin_enabled``,
-  ``guanxi_plugin_disabled``, ``guanxi_menu_items``): called with the current company's enabled
+  ``guanxi_plugin_disabled``, ``guanxi_menu_items``, ``guanxi_dashboard_widgets``,
+  ``guanxi_record_panels``, ``guanxi_timeline``): called with the current company's enabled
   plugins only. Results, where there are any, are collected into a list.
 
 Every hook here is listed with its exact signature in ``docs/plugins.md``; a test keeps the two
@@ -92,6 +93,37 @@ def guanxi_menu_items(company: Any) -> list[Any]:
 
     Return a list of :class:`core.web.helpers.MenuItem`. Called for enabled plugins only.
     Combination: concatenated, then sorted by each item's ``order``.
+    """
+
+
+@hookspec
+def guanxi_dashboard_widgets(company: Any, user: Any) -> list[Any]:
+    """Boxes for ``user``'s dashboard in ``company``.
+
+    Return a list of :class:`core.web.panels.Panel`; each ``render()`` is called only when the
+    dashboard is drawn. Called for enabled plugins only.
+    Combination: concatenated with the core's widgets, then sorted by ``order``.
+    """
+
+
+@hookspec
+def guanxi_record_panels(subject_type: str, subject: Any) -> list[Any]:
+    """Boxes for the detail page of ``subject`` (``subject_type`` is its table name, e.g.
+    ``"customer"`` or ``"service_ticket"``).
+
+    Return a list of :class:`core.web.panels.Panel` (or an empty list for records the plugin has
+    nothing to say about). Called for enabled plugins only.
+    Combination: concatenated, then sorted by ``order``.
+    """
+
+
+@hookspec
+def guanxi_timeline(customer: Any) -> list[Any]:
+    """The plugin's records about ``customer``, for the customer's timeline.
+
+    Return a list of :class:`core.web.panels.TimelineEntry` (one query per plugin, not one per
+    record). Called for enabled plugins only.
+    Combination: merged with the core's interactions, tickets and transitions, newest first.
     """
 
 
