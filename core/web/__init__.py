@@ -12,6 +12,9 @@ def register(app: Flask) -> None:
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(customers.bp)
+    from core.web import tickets
+
+    app.register_blueprint(tickets.bp)
     app.register_blueprint(v1.bp)
     from core.app import csrf
 

@@ -28,7 +28,10 @@ class MenuItem:
         return pick(self.label, self.label_zh)
 
 
-CORE_MENU = [MenuItem("customers.index", "Customers", "客户", 10)]
+CORE_MENU = [
+    MenuItem("customers.index", "Customers", "客户", 10),
+    MenuItem("tickets.index", "Tickets", "服务工单", 40),
+]
 
 
 def menu() -> list[MenuItem]:

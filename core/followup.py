@@ -1,0 +1,209 @@
+"""Follow-up (回访) after a service: the customer's score and the internal quality score, apart.
+
+:func:`record_followup` stores a follow-up as an :class:`~core.models.Interaction` of kind
+``follow_up`` linked to the ticket. The customer's own satisfaction (1–5) and the internal
+quality-control score (0–100) are separate columns and are never blended. A customer score at or
+below the company's threshold (company setting ``followup``, value
+``{"bad_score_threshold": 2}``; default 2 of 5) reopens the ticket through its workflow's
+``reopen`` transition, with a comment saying why, and notifies the ticket's assignee and the
+team's manager (the company's managers when the ticket has neither).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from core import audit, workflow
+from core.db import db, utcnow
+from core.models import (
+    CompanySetting,
+    Contact,
+    Interaction,
+    Membership,
+    Notification,
+    ServiceTicket,
+    Team,
+    User,
+)
+
+SETTING_KEY = "followup"
+DEFAULT_THRESHOLD = 2
+CUSTOMER_SCORE = (1, 5)
+QUALITY_SCORE = (0, 100)
+#: Ticket states after which a follow-up may be recorded.
+FOLLOWUP_STATES = ("resolved", "closed")
+
+
+class FollowUpError(ValueError):
+    """A refused follow-up; ``field`` names the form field the message belongs to (or None)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def threshold() -> int:
+    """The current company's bad-score threshold: customer scores at or below it reopen."""
+    stored = db.session.scalar(
+        select(CompanySetting.value).where(CompanySetting.key == SETTING_KEY)
+    )
+    if isinstance(stored, dict):
+        value = stored.get("bad_score_threshold")
+        if isinstance(value, int) and CUSTOMER_SCORE[0] - 1 <= value <= CUSTOMER_SCORE[1]:
+            return value
+    return DEFAULT_THRESHOLD
+
+
+def save_threshold(value: int) -> None:
+    """Store the company's bad-score threshold (0 = never reopen); the caller commits."""
+    row = db.session.scalar(select(CompanySetting).where(CompanySetting.key == SETTING_KEY))
+    payload = {"bad_score_threshold": int(value)}
+    if row is None:
+        db.session.add(CompanySetting(key=SETTING_KEY, value=payload))
+    else:
+        row.value = payload
+    audit.record("update", "company_setting", None, {"key": SETTING_KEY, **payload})
+
+
+def notify_users(
+    user_ids: Iterable[int | None], kind: str, link: str | None, message: Callable[[], str]
+) -> list[int]:
+    """Notify each user once, ``message()`` rendered in the recipient's own language.
+
+    Goes through ``core.notify.notify`` when that module exists, else adds
+    :class:`~core.models.Notification` rows directly. Returns the ids notified.
+    """
+    ids = sorted({i for i in user_ids if i})
+    if not ids:
+        return []
+    try:
+        from core.notify import notify  # type: ignore[import-not-found]
+    except ImportError:  # the notification centre is not installed yet
+        notify = None
+    locales = dict(db.session.execute(select(User.id, User.locale).where(User.id.in_(ids))).all())
+    for user_id in ids:
+        with force_locale(locales.get(user_id) or "zh_CN"):
+            text = message()
+        if notify is not None:
+            notify(user_id, kind, text, link)
+        else:
+            db.session.add(Notification(user_id=user_id, kind=kind, message=text, link=link))
+    return ids
+
+
+def _check_score(value: object, bounds: tuple[int, int], field: str, required: bool) -> int | None:
+    if value is None or value == "":
+        if required:
+            raise FollowUpError(_("Give a score."), field=field)
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = int(str(value))
+        except ValueError:
+            raise FollowUpError(_("Must be a whole number."), field=field) from None
+    low, high = bounds
+    if not low <= value <= high:
+        raise FollowUpError(
+            _("Must be between %(low)s and %(high)s.", low=low, high=high), field=field
+        )
+    return value
+
+
+def record_followup(
+    ticket: ServiceTicket,
+    user: User,
+    customer_score: int,
+    quality_score: int | None,
+    result: str | None,
+    contact_id: int | None = None,
+    *,
+    at: datetime | None = None,
+) -> Interaction:
+    """Record a follow-up of the resolved or closed ``ticket`` by ``user``; the caller commits.
+
+    Raises :class:`FollowUpError` (nothing written) for a bad score, a contact of another
+    customer, a ticket not yet resolved or a user who may not write; a bad customer score
+    reopens the ticket (``core.workflow.WorkflowError`` propagates if the workflow refuses).
+    """
+    role = workflow.role_of(user, ticket.company_id)
+    if role is None or role == "viewer":
+        raise FollowUpError(_("Your role cannot record a follow-up."))
+    if ticket.state not in FOLLOWUP_STATES:
+        raise FollowUpError(_("A follow-up is recorded once the ticket is resolved or closed."))
+    customer_score = _check_score(customer_score, CUSTOMER_SCORE, "customer_score", True)
+    quality_score = _check_score(quality_score, QUALITY_SCORE, "quality_score", False)
+    if contact_id is not None:
+        owner = db.session.scalar(select(Contact.customer_id).where(Contact.id == contact_id))
+        if owner != ticket.customer_id:
+            raise FollowUpError(
+                _("Choose a contact of this ticket's customer."), field="contact_id"
+            )
+    at = at or utcnow()
+    visit = Interaction(
+        customer_id=ticket.customer_id,
+        contact_id=contact_id if contact_id is not None else ticket.contact_id,
+        ticket_id=ticket.id,
+        user_id=user.id,
+        kind="follow_up",
+        occurred_at=at,
+        purpose=(ticket.subject or "")[:200],
+        result=(result or "").strip() or None,
+        customer_score=customer_score,
+        quality_score=quality_score,
+    )
+    db.session.add(visit)
+    db.session.flush()
+    audit.record(
+        "create",
+        "interaction",
+        visit.id,
+        {
+            "follow_up_of": ticket.id,
+            "customer_score": customer_score,
+            "quality_score": quality_score,
+        },
+        user_id=user.id,
+    )
+    limit = threshold()
+    if customer_score <= limit:
+        reason = _(
+            "Follow-up: the customer scored %(score)s of 5 (at or below %(limit)s), "
+            "so the ticket is reopened.",
+            score=customer_score,
+            limit=limit,
+        )
+        if visit.result:
+            reason = f"{reason} {visit.result}"
+        workflow.transition(ticket, "reopen", user=user, inputs={"comment": reason})
+        _notify_reopened(ticket, user, customer_score)
+    return visit
+
+
+def _notify_reopened(ticket: ServiceTicket, actor: User, score: int) -> None:
+    recipients: set[int | None] = {ticket.assignee_id}
+    if ticket.team_id is not None:
+        recipients.add(db.session.scalar(select(Team.manager_id).where(Team.id == ticket.team_id)))
+    recipients.discard(None)
+    if not recipients:
+        recipients.update(
+            db.session.scalars(select(Membership.user_id).where(Membership.role == "manager"))
+        )
+    recipients.discard(actor.id)
+    notify_users(
+        recipients,
+        "ticket.reopened",
+        f"/tickets/{ticket.id}",
+        lambda: _(
+            "Ticket #%(id)s “%(subject)s” reopened: the customer scored the follow-up "
+            "%(score)s of 5.",
+            id=ticket.id,
+            subject=ticket.subject,
+            score=score,
+        ),
+    )
