@@ -9,10 +9,12 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.extend import (
+    Choice,
     Field,
     Job,
     Manifest,
     MenuItem,
+    Panel,
     State,
     TenantMixin,
     Transition,
@@ -129,3 +131,15 @@ def guanxi_plugin_enabled(company: Any) -> None:
 @hookimpl
 def guanxi_plugin_disabled(company: Any) -> None:
     calls.append(("disabled", company.id))
+
+
+@hookimpl
+def guanxi_choices() -> list[Choice]:
+    return [Choice("ticket_type", "warranty_claim", "Warranty claim", "保修索赔")]
+
+
+@hookimpl
+def guanxi_record_panels(subject_type: str, subject: Any) -> list[Panel]:
+    if subject_type == "service_ticket":
+        return [Panel("Sample ticket panel", lambda: f"sample panel for #{subject.id}", "示例面板")]
+    return []
