@@ -433,16 +433,18 @@ class TicketForm(FlaskForm):
             NumberRange(min=1, max=MAX_ID, message=_l("No such customer.")),
         ],
     )
-    contact_id = SelectField(_l("Contact"))
+    contact_id = SelectField(_l("Contact"), default="")
     type = SelectField(_l("Type"), validators=[InputRequired()])
     priority = SelectField(_l("Priority"), validators=[InputRequired()])
     intake_channel = SelectField(_l("Intake channel"), validators=[InputRequired()])
     subject = StringField(_l("Subject"), validators=[InputRequired(), Length(max=200)])
     description = TextAreaField(_l("Description"), validators=[Optional(), Length(max=10000)])
-    assignee_id = SelectField(_l("Assignee"))
-    team_id = SelectField(_l("Team"))
+    assignee_id = SelectField(_l("Assignee"), default="")
+    team_id = SelectField(_l("Team"), default="")
 
     def validate_customer_id(self, field: Any) -> None:
+        if field.errors or not isinstance(field.data, int) or not 0 < field.data <= MAX_ID:
+            return  # already refused (not a number, out of range)
         if db.session.get(Customer, field.data) is None:
             raise StopValidation(_("No such customer."))
 
@@ -450,13 +452,13 @@ class TicketForm(FlaskForm):
 class TransitionForm(FlaskForm):
     version = IntegerField(widget=HiddenInput(), validators=[InputRequired()])
     comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=5000)])
-    assignee_id = SelectField(_l("Assign to"))
+    assignee_id = SelectField(_l("Assign to"), default="")
 
 
 class AssignmentForm(FlaskForm):
     version = IntegerField(widget=HiddenInput(), validators=[InputRequired()])
-    assignee_id = SelectField(_l("Assignee"))
-    team_id = SelectField(_l("Team"))
+    assignee_id = SelectField(_l("Assignee"), default="")
+    team_id = SelectField(_l("Team"), default="")
 
 
 class RecoveryForm(FlaskForm):
@@ -479,7 +481,7 @@ class FollowUpForm(FlaskForm):
         _l("Internal quality score (0–100)"), validators=[Optional(), NumberRange(0, 100)]
     )
     result = TextAreaField(_l("What the customer said"), validators=[Optional(), Length(max=5000)])
-    contact_id = SelectField(_l("Contact reached"))
+    contact_id = SelectField(_l("Contact reached"), default="")
 
 
 def _member_choices(blank: str) -> list[SelectChoice]:
