@@ -11,9 +11,12 @@ team's manager (the company's managers when the ticket has neither).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any, TypeVar
 
+from flask import has_request_context
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -21,6 +24,7 @@ from sqlalchemy import select
 from core import audit, workflow
 from core.db import db, utcnow
 from core.models import (
+    Company,
     CompanySetting,
     Contact,
     Interaction,
@@ -37,6 +41,28 @@ CUSTOMER_SCORE = (1, 5)
 QUALITY_SCORE = (0, 100)
 #: Ticket states after which a follow-up may be recorded.
 FOLLOWUP_STATES = ("resolved", "closed")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def in_company_language(func: F) -> F:
+    """Outside a request (CLI, jobs, demo), run ``func`` in the company's language, so that
+    its messages are translated without asking a request for the user's."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if has_request_context():
+            return func(*args, **kwargs)
+        from core.tenancy import current_company_id
+
+        company_id = current_company_id()
+        locale = None
+        if company_id is not None:
+            locale = db.session.scalar(select(Company.locale).where(Company.id == company_id))
+        with force_locale(locale or "zh_CN"):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class FollowUpError(ValueError):
@@ -115,6 +141,7 @@ def _check_score(value: object, bounds: tuple[int, int], field: str, required: b
     return value
 
 
+@in_company_language
 def record_followup(
     ticket: ServiceTicket,
     user: User,

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from core import audit
 from core.db import db
+from core.followup import in_company_language
 from core.models import CompanySetting, ServiceTicket
 
 SETTING_KEY = "service_recovery"
@@ -82,11 +83,13 @@ def save_limits(values: dict[str, Decimal | None]) -> None:
     audit.record("update", "company_setting", None, {"key": SETTING_KEY, **payload})
 
 
+@in_company_language
 def format_amount(amount: Decimal | None) -> str:
     """``¥200.00``, or "no limit" for ``None``."""
     return _("no limit") if amount is None else f"¥{amount:,.2f}"
 
 
+@in_company_language
 def check(role: str | None, amount: Decimal | None) -> str | None:
     """Why ``role`` may not grant ``amount`` (a message naming the limit), or ``None``."""
     if amount is None or amount == 0:
@@ -103,6 +106,7 @@ def check(role: str | None, amount: Decimal | None) -> str | None:
     return None
 
 
+@in_company_language
 def apply(
     ticket: ServiceTicket,
     *,
