@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from core import clocks, workflow
 from core.db import db, utcnow
+from core.followup import seed_demo as seed_followup_demo
 from core.models import (
     CalendarRecord,
     Channel,
@@ -211,3 +212,4 @@ def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.
         ][i % 6]
         for step in path:
             workflow.transition(ticket, step, user=agent, inputs={"comment": "处理完毕"})
+    seed_followup_demo(users)  # service recovery and follow-ups (回访) on these tickets

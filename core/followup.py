@@ -234,3 +234,46 @@ def _notify_reopened(ticket: ServiceTicket, actor: User, score: int) -> None:
             score=score,
         ),
     )
+
+
+def seed_demo(users: dict[str, User]) -> None:
+    """Demo data: service recovery on a few complaints and follow-ups on the resolved and closed
+    tickets of the company in scope, one with a bad customer score that reopened its ticket.
+
+    ``users`` maps roles to the company's demo users. Uses its own seeded random generator, so
+    the rest of the demo data does not shift.
+    """
+    import random
+    from decimal import Decimal
+
+    from core import recovery
+
+    tickets = list(db.session.scalars(select(ServiceTicket).order_by(ServiceTicket.id)))
+    if not tickets:
+        return
+    rng = random.Random(f"guanxi-followup-{tickets[0].company_id}")
+    grants = [
+        ("service_agent", Decimal("100"), "电话致歉，赠送一次免费上门检修"),
+        ("manager", Decimal("800"), "经理上门致歉，减免当月服务费"),
+        ("service_agent", None, "已当面致歉，客户表示理解"),
+    ]
+    complaints = [t for t in tickets if t.type == "complaint"] or tickets
+    for ticket, (role, amount, note) in zip(complaints, grants, strict=False):
+        recovery.apply(
+            ticket,
+            role=role,
+            apology=True,
+            compensation=amount,
+            note=note,
+            user_id=users[role].id,
+        )
+    done = [t for t in tickets if t.state in FOLLOWUP_STATES]
+    bad = next((t for t in done if t.assignee_id is not None), None)
+    praise = ["问题已解决，服务态度很好", "维修及时，很满意", "处理得还可以，就是等得有点久"]
+    for ticket in done:
+        if ticket is bad:
+            score, quality, result = 1, 55, "问题仍未解决，客户很不满意"
+        else:
+            score = rng.choice([3, 4, 5, 5])
+            quality, result = rng.randint(70, 98), rng.choice(praise)
+        record_followup(ticket, users["manager"], score, quality, result)
