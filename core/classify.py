@@ -121,11 +121,15 @@ class RulesError(ValueError):
 
 
 def _amount() -> ma.fields.Integer:
-    return ma.fields.Integer(required=True, validate=ma.validate.Range(min=0, max=MAX_AMOUNT))
+    return ma.fields.Integer(
+        strict=True, required=True, validate=ma.validate.Range(min=0, max=MAX_AMOUNT)
+    )
 
 
 def _days() -> ma.fields.Integer:
-    return ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=MAX_DAYS))
+    return ma.fields.Integer(
+        strict=True, required=True, validate=ma.validate.Range(min=1, max=MAX_DAYS)
+    )
 
 
 class RulesSchema(ma.Schema):
@@ -137,7 +141,7 @@ class RulesSchema(ma.Schema):
     new_days = _days()
     loyal_days = _days()
     loyal_interactions = ma.fields.Integer(
-        required=True, validate=ma.validate.Range(min=1, max=100_000)
+        strict=True, required=True, validate=ma.validate.Range(min=1, max=100_000)
     )
     activity_window_days = _days()
     acquisition_days = _days()

@@ -11,11 +11,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import clocks
+from core import classify, clocks
 from core.choices import Choice
 from core.clocks import ObligationKind
 from core.db import db, utcnow
-from core.jobs import Job, every
+from core.jobs import Job, daily, every
 from core.models import ServiceTicket, SlaPolicy
 from core.plugins import hookimpl
 from core.workflow import State, Transition, Workflow
@@ -155,7 +155,7 @@ def sla_minutes(ticket: ServiceTicket) -> tuple[int, int]:
 def guanxi_choices() -> list[Choice]:
     return [
         Choice(list_name, value, label, label_zh)
-        for list_name, values in CHOICES.items()
+        for list_name, values in {**CHOICES, **classify.LABELS}.items()
         for value, label, label_zh in values
     ]
 
@@ -207,7 +207,14 @@ def guanxi_jobs() -> list[Job]:
             label="Deadline clocks: warn and escalate",
             label_zh="时限检查：预警与升级",
             per_company=False,
-        )
+        ),
+        Job(
+            "customers.classify",
+            classify.run_job,
+            daily("03:00"),
+            label="Customers: recompute value tier, loyalty and lifecycle stage",
+            label_zh="客户分级：重算价值等级、忠诚度与生命周期",
+        ),
     ]
 
 
