@@ -15,6 +15,10 @@ def register(app: Flask) -> None:
     from core.web import tickets
 
     app.register_blueprint(tickets.bp)
+    from core.web import identify, settings
+
+    app.register_blueprint(identify.bp)
+    app.register_blueprint(settings.bp)
     app.register_blueprint(v1.bp)
     from core.app import csrf
 

@@ -22,6 +22,8 @@ class MenuItem:
     label: str
     label_zh: str = ""
     order: int = 100
+    #: Roles that see the entry (empty: everyone).
+    roles: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -31,6 +33,7 @@ class MenuItem:
 CORE_MENU = [
     MenuItem("customers.index", "Customers", "客户", 10),
     MenuItem("tickets.index", "Tickets", "服务工单", 40),
+    MenuItem("settings.index", "Settings", "设置", 90, roles=("admin", "manager")),
 ]
 
 
@@ -47,6 +50,9 @@ def menu() -> list[MenuItem]:
     items = list(CORE_MENU)
     for found in current().hooks(enabled_plugins()).guanxi_menu_items(company=company):
         items.extend(found or [])
+    member = g.get("membership")
+    role = member.role if member is not None else None
+    items = [m for m in items if not m.roles or role in m.roles]
     return sorted(items, key=lambda m: m.order)
 
 
