@@ -47,7 +47,11 @@ def serve(demo: bool, host: str, port: int, workers: int, dev: bool) -> None:
     app = current_app._get_current_object()
     click.echo(f"Guanxi on http://{host}:{port}/")
     if dev:
-        app.run(host=host, port=port, debug=True, use_reloader=False)
+        # app.run() is a no-op under a Flask CLI command, so call werkzeug's server directly.
+        from werkzeug.serving import run_simple
+
+        app.debug = True
+        run_simple(host, port, app, use_reloader=True, use_debugger=True, threaded=True)
         return
     from gunicorn.app.base import BaseApplication
 

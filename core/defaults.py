@@ -14,7 +14,7 @@ from sqlalchemy import select
 from core import classify, clocks
 from core.choices import Choice
 from core.clocks import ObligationKind
-from core.db import db, utcnow
+from core.db import db
 from core.jobs import Job, daily, every
 from core.models import ServiceTicket, SlaPolicy
 from core.plugins import hookimpl
@@ -219,13 +219,13 @@ def guanxi_jobs() -> list[Job]:
 
 
 @hookimpl
-def guanxi_after_transition(subject: Any, to_state: str) -> None:
+def guanxi_after_transition(subject: Any, to_state: str, at: Any) -> None:
     """Move the subject's clocks; stamp a ticket's resolution and closing moments."""
-    clocks.on_transition(subject, to_state)
+    clocks.on_transition(subject, to_state, at=at)
     if isinstance(subject, ServiceTicket):
         if to_state == "resolved":
-            subject.resolved_at = utcnow()
+            subject.resolved_at = at
         elif to_state == "closed":
-            subject.closed_at = utcnow()
+            subject.closed_at = at
         elif to_state == "in_progress":
             subject.resolved_at = subject.closed_at = None

@@ -210,6 +210,9 @@ def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.
             ["start", "resolve", "close"],
             ["start", "wait"],
         ][i % 6]
+        moment = ticket.created_at
         for step in path:
-            workflow.transition(ticket, step, user=agent, inputs={"comment": "处理完毕"})
+            # steps at plausible past moments, so history and SLA clocks read as in real life
+            moment += min(age / (len(path) + 1), timedelta(minutes=rng.randint(20, 600)))
+            workflow.transition(ticket, step, user=agent, inputs={"comment": "处理完毕"}, at=moment)
     seed_followup_demo(users)  # service recovery and follow-ups (回访) on these tickets

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from core import audit
-from core.db import db
+from core.db import db, utcnow
 from core.i18n import pick
 from core.models import Membership, WorkflowHistory
 
@@ -171,8 +172,13 @@ def transition(
     user: Any,
     inputs: Mapping[str, Any] | None = None,
     expected_version: int | None = None,
+    at: datetime | None = None,
 ) -> WorkflowHistory:
-    """Take transition ``name`` on ``subject`` as ``user``; see the module docstring."""
+    """Take transition ``name`` on ``subject`` as ``user``; see the module docstring.
+
+    ``at`` (aware UTC, default now) is when it happened: imports and demo data replay past
+    transitions with their real times, so history and clocks read as they would have.
+    """
     from core.plugins import current
     from core.web.context import enabled_plugins
 
@@ -203,6 +209,7 @@ def transition(
         if reason:
             raise GuardRefused(reason)
 
+    at = at or utcnow()
     source = subject.state
     subject.state = step.target
     history = WorkflowHistory(
@@ -214,6 +221,7 @@ def transition(
         to_state=step.target,
         user_id=user.id,
         comment=inputs.get("comment"),
+        created_at=at,
     )
     db.session.add(history)
     audit.record(
@@ -238,5 +246,6 @@ def transition(
         from_state=source,
         to_state=step.target,
         user=user,
+        at=at,
     )
     return history

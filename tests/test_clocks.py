@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from core import clocks, defaults, workflow
+from core import clocks, workflow
 from core.calendar import BusinessCalendar
 from core.models import CalendarRecord, Customer, Notification, Obligation, SlaPolicy
 from core.tenancy import company_scope
@@ -37,7 +37,7 @@ def clock(monkeypatch):
         now.value = moment
 
     monkeypatch.setattr(clocks, "utcnow", lambda: now.value)
-    monkeypatch.setattr(defaults, "utcnow", lambda: now.value)
+    monkeypatch.setattr(workflow, "utcnow", lambda: now.value)
     return set_to
 
 

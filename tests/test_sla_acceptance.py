@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from core import clocks, defaults, workflow
+from core import clocks, workflow
 from core.models import CalendarRecord, Customer, Notification, Obligation, ServiceTicket, SlaPolicy
 from core.tenancy import company_scope
 from core.tickets import open_ticket
@@ -31,7 +31,7 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
 def at(monkeypatch):
     """``at(moment)``: the engine and the pages take ``moment`` as "now" from then on."""
     now = SimpleNamespace(value=None)
-    for module in (clocks, defaults, ticket_pages):
+    for module in (clocks, workflow, ticket_pages):
         monkeypatch.setattr(module, "utcnow", lambda: now.value)
 
     def set_to(moment: datetime) -> None:

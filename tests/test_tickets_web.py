@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, func, select
 
-from core import clocks, defaults
+from core import clocks, workflow
 from core.db import utcnow
 from core.models import (
     AuditLog,
@@ -140,7 +140,7 @@ def notices(db, shop, user_id) -> list[Notification]:
 def now(monkeypatch):
     """Set the moment the pages and the clock engine take as "now"."""
     moment = SimpleNamespace(value=None)
-    for module in (ticket_pages, clocks, defaults):
+    for module in (ticket_pages, clocks, workflow):
         monkeypatch.setattr(module, "utcnow", lambda: moment.value or utcnow())
 
     def set_to(value):

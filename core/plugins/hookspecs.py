@@ -129,9 +129,12 @@ def guanxi_timeline(customer: Any) -> list[Any]:
 
 @hookspec
 def guanxi_after_transition(
-    subject: Any, workflow: Any, transition: Any, from_state: str, to_state: str, user: Any
+    subject: Any, workflow: Any, transition: Any, from_state: str, to_state: str, user: Any, at: Any
 ) -> None:
     """React after ``subject`` moved from ``from_state`` to ``to_state`` by ``transition``.
+
+    ``at`` is the aware UTC moment of the transition (now, unless an import or the demo replays
+    a past one); stamp times from it rather than from the clock.
 
     Called inside the transaction of the transition, after the new state and the history row
     were flushed; raising aborts the transition. Called for enabled plugins only.
