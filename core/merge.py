@@ -29,7 +29,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask_babel import gettext as _
+from flask import has_request_context
+from flask_babel import gettext
 from sqlalchemy import (
     Column,
     Table,
@@ -67,6 +68,13 @@ NOT_FILLED = {
     "status",
     "is_organization",
 }
+
+
+def _(message: str, **values: Any) -> str:
+    """``message`` translated in a request (Flask-Babel), plain English elsewhere (CLI, jobs)."""
+    if has_request_context():
+        return gettext(message, **values)
+    return message % values if values else message
 
 
 class MergeRefused(Exception):
