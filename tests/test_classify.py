@@ -237,3 +237,74 @@ def test_nightly_job_classifies_every_company(app, db, company):
     for row in (acme, other):
         with company_scope(row.id):
             assert db.session.scalars(db.select(Customer.value_tier)).all() == ["A"]
+
+
+# -- the settings page -------------------------------------------------------------------------
+
+
+def form_data(**changes):
+    return {**classify.DEFAULTS.as_dict(), **changes}
+
+
+def test_settings_page_saves_rules_and_recomputes(app, db, client, company, login_as):
+    acme = company()
+    login_as("manager", acme)
+    with company_scope(acme.id):
+        customer = make(db, revenue=Decimal("50000"))
+        db.session.commit()
+    page = client.get("/settings/")
+    assert page.status_code == 200
+    assert 'name="tier_a_min"' in page.get_data(as_text=True)
+    saved = client.post("/settings/", data=form_data(tier_b_min=40_000))
+    assert saved.status_code == 302
+    with company_scope(acme.id):
+        assert classify.load_rules().tier_b_min == 40_000
+        assert attrs(db, customer)[0] == "B"
+        db.session.execute(db.update(Customer).values(value_tier=None))
+        db.session.commit()
+    assert client.post("/settings/recompute").status_code == 302
+    with company_scope(acme.id):
+        assert attrs(db, customer)[0] == "B"
+    assert client.post("/settings/reset").status_code == 302
+    with company_scope(acme.id):
+        assert classify.load_rules() == classify.DEFAULTS
+        assert attrs(db, customer)[0] == "C"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"tier_b_min": 5_000_000}, "tier_b_min"),
+        ({"tier_a_min": "lots"}, "tier_a_min"),
+        ({"tier_c_min": ""}, "tier_c_min"),
+        ({"decline_days": 0}, "decline_days"),
+        ({"dissolution_days": 100}, "decline_days"),
+        ({"loyal_interactions": -3}, "loyal_interactions"),
+        ({"new_days": 10**12}, "new_days"),
+    ],
+)
+def test_settings_form_refuses_bad_values_at_the_field(
+    app, db, client, company, login_as, changes, field
+):
+    acme = company()
+    login_as("admin", acme)
+    response = client.post("/settings/", data=form_data(**changes))
+    assert response.status_code == 422
+    assert f'data-field="{field}"' in response.get_data(as_text=True)
+    with company_scope(acme.id):
+        assert db.session.scalars(db.select(CompanySetting)).all() == []
+
+
+@pytest.mark.parametrize("role", ["sales_rep", "service_agent", "viewer"])
+def test_settings_are_for_admins_and_managers(app, client, company, login_as, role):
+    login_as(role, company())
+    assert client.get("/settings/").status_code == 403
+    assert client.post("/settings/", data=form_data()).status_code == 403
+    assert client.post("/settings/recompute").status_code == 403
+    assert "/settings/" not in client.get("/customers/").get_data(as_text=True)
+
+
+def test_settings_menu_entry_for_managers(app, client, company, login_as):
+    login_as("manager", company())
+    html = client.get("/customers/").get_data(as_text=True)
+    assert 'href="/settings/"' in html and 'href="/customers/duplicates"' in html
