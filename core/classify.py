@@ -386,6 +386,19 @@ def seed_demo(customers: list[Customer], rng: random.Random, fake: Any) -> None:
         customer.revenue = Decimal(rng.randint(low, high))
         if i % 7 == 0:
             customer.last_contact_at = utcnow() - timedelta(days=rng.choice([200, 400, 30]))
+        elif i % 5 == 0:  # a loyal customer: years of tenure, in touch every month or two
+            customer.created_at = utcnow() - timedelta(days=rng.randint(800, 2000))
+            for days in range(15, 365, 50):
+                db.session.add(
+                    Interaction(
+                        customer_id=customer.id,
+                        user_id=customer.owner_id,
+                        kind=rng.choice(["call", "visit", "wechat"]),
+                        occurred_at=utcnow() - timedelta(days=days),
+                        purpose="例行回访",
+                        result="客户满意，继续合作",
+                    )
+                )
     dedupe.seed_demo(customers, rng, fake)
     db.session.flush()
     classify_customers()

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import CTE, ColumnElement, Select, and_, case, func, or_, select
 
 from core.db import db
-from core.models import Contact, Customer, Interaction, User
+from core.models import Customer, User
 from core.tenancy import require_company
 
 KINDS = ("phone", "email", "name")
@@ -315,46 +315,30 @@ def possible_duplicates(
 
 
 def seed_demo(customers: Sequence[Customer], rng: random.Random, fake: Any) -> list[Customer]:
-    """Add a few duplicates of demo customers, each arriving "through another channel": the
-    same phone written differently, the same e-mail in capitals, the same organisation without
-    its legal-form suffix. Each duplicate has a contact or an interaction of its own, so a merge
-    shows rows moving. Returns the duplicates."""
-    originals = [c for c in customers if c.phone and phone_key(c.phone)]
-    picked = rng.sample(originals, min(4, len(originals)))
-    made: list[Customer] = []
-    for i, original in enumerate(picked):
+    """Turn a few demo customers into duplicates of others, as if one customer had arrived
+    twice through different channels: the same phone written differently, the same e-mail in
+    capitals, the name with spaces. Each copy keeps its own
+    contacts, interactions and tickets, so a merge shows rows moving. The number of customers
+    does not change. Returns the copies."""
+    # People only: an industry plugin's demo may rename organisations afterwards (pharma does).
+    usable = [c for c in customers if phone_key(c.phone) and not c.is_organization]
+    picked = rng.sample(usable, min(8, len(usable) - len(usable) % 2))
+    copies: list[Customer] = []
+    for i in range(0, len(picked), 2):
+        original, copy = picked[i], picked[i + 1]
         digits = phone_key(original.phone) or ""
-        copy = Customer(
-            name=original.name,
-            kind=original.kind,
-            is_organization=original.is_organization,
-            region=original.region,
-            status="potential",
-            owner_id=original.owner_id,
-            channel_id=original.channel_id,
-        )
-        if i % 3 == 0:
+        copy.name = original.name
+        copy.kind, copy.is_organization = original.kind, original.is_organization
+        copy.code = None
+        style = (i // 2) % 3
+        if style == 0:
             copy.phone = f"+86 {digits[:3]}-{digits[3:7]}-{digits[7:]}"
-            copy.name = " ".join(original.name) if len(original.name) <= 4 else original.name
-        elif i % 3 == 1:
-            copy.email = f" {(original.email or fake.email()).upper()} "
+            copy.name = " ".join(original.name)
+        elif style == 1:
             copy.phone = f"0086 {digits}"
+            copy.email = (original.email or fake.email()).upper()
         else:
-            copy.name = original.name.replace("有限公司", "").replace("公司", "") or original.name
             copy.phone = f"({digits[:3]}) {digits[3:7]} {digits[7:]}"
-        made.append(copy)
-    db.session.add_all(made)
+        copies.append(copy)
     db.session.flush()
-    for copy in made:
-        db.session.add(
-            Interaction(
-                customer_id=copy.id,
-                user_id=copy.owner_id,
-                kind="wechat",
-                purpose="线上咨询",
-                result="客户通过微信再次留资",
-            )
-        )
-        if copy.is_organization:
-            db.session.add(Contact(customer_id=copy.id, name=fake.name(), decision_role="buyer"))
-    return made
+    return copies

@@ -178,13 +178,17 @@ def _scope(ref: Reference, table: Any, customer_id: int, company_id: int) -> lis
     return where
 
 
-def related_counts(customer_ids: list[int]) -> dict[str, dict[int, int]]:
-    """Rows referring to each of ``customer_ids``, per reference (``table.column``); one query
-    per referring table. Used by the merge screen and the tests."""
+def related_counts(
+    customer_ids: list[int], kinds: tuple[str, ...] = ("fk", "one_to_one", "subject")
+) -> dict[str, dict[int, int]]:
+    """Rows referring to each of ``customer_ids``, per reference (``table.column``) of the given
+    ``kinds``; one query per referring table. Used by the merge screen."""
     company_id = require_company()
     existing = _existing_tables()
     out: dict[str, dict[int, int]] = {}
     for ref in references(existing):
+        if ref.kind not in kinds:
+            continue
         t = ref.table
         where = [t.c[ref.column.name].in_(customer_ids)]
         if ref.kind == "subject":

@@ -152,6 +152,8 @@ def _display(customer: Customer, name: str, names: dict[str, dict[int, str]]) ->
         return choice_label("customer_kind", value)
     if name in ("value_tier", "loyalty", "lifecycle_stage"):
         return choice_label(name, value)
+    if name == "status":
+        return choice_label("customer_status", value)
     if name == "owner_id":
         return names["owner"].get(value, f"#{value}")
     if name == "channel_id":
@@ -189,7 +191,7 @@ def _comparison(a: Customer, b: Customer) -> dict[str, Any]:
         left, right = ext.display(f, values[a.id][f.key]), ext.display(f, values[b.id][f.key])
         rows.append((f.text, left or "", right or "", (left or "") != (right or "")))
     related = []
-    for ref, counts in merge.related_counts([a.id, b.id]).items():
+    for ref, counts in merge.related_counts([a.id, b.id], kinds=("fk", "subject")).items():
         table = ref.split(".")[0]
         if counts[a.id] or counts[b.id]:
             label = TABLE_LABELS.get(table, ref)

@@ -56,7 +56,8 @@ class RulesForm(FlaskForm):
     )
     new_days = _days(_l("New customer for (days)"), _l("Customers younger than this are new."))
     loyal_days = _days(
-        _l("Loyal after (days)"), _l("Tenure a loyal customer has at least (also needs:)")
+        _l("Loyal after (days)"),
+        _l("Tenure a loyal customer has at least; they also need the interactions below."),
     )
     loyal_interactions = IntegerField(
         _l("Loyal: interactions in the activity window"),
