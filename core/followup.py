@@ -207,7 +207,7 @@ def record_followup(
         )
         if visit.result:
             reason = f"{reason} {visit.result}"
-        workflow.transition(ticket, "reopen", user=user, inputs={"comment": reason})
+        workflow.transition(ticket, "reopen", user=user, inputs={"comment": reason}, at=at)
         _notify_reopened(ticket, user, customer_score)
     return visit
 

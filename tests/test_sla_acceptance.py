@@ -1,7 +1,8 @@
 """Acceptance (issue 3): "a ticket created Friday 17:00 with a 4-working-hour target is due
 Monday 12:00 on a 9–18 calendar, pauses while waiting on the customer, warns at the threshold
 and is breached after" -- through the real engine: the company's calendar and SLA policy rows,
-``open_ticket``, workflow transitions, the ``clocks.scan`` job, and the ticket list page."""
+``open_ticket`` and workflow transitions at explicit moments, the ``clocks.scan`` job, and the
+ticket list page."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from core import clocks, workflow
 from core.models import CalendarRecord, Customer, Notification, Obligation, ServiceTicket, SlaPolicy
 from core.tenancy import company_scope
 from core.tickets import open_ticket
+from core.web import ticket_queries
 from core.web import tickets as ticket_pages
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -28,10 +30,10 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
 
 
 @pytest.fixture
-def at(monkeypatch):
-    """``at(moment)``: the engine and the pages take ``moment`` as "now" from then on."""
+def page_now(monkeypatch):
+    """``page_now(moment)``: the ticket pages take ``moment`` as "now" (for their badges)."""
     now = SimpleNamespace(value=None)
-    for module in (clocks, workflow, ticket_pages):
+    for module in (ticket_pages, ticket_queries):
         monkeypatch.setattr(module, "utcnow", lambda: now.value)
 
     def set_to(moment: datetime) -> None:
@@ -51,7 +53,7 @@ def resolution_clock(db, company_id: int, ticket_id: int) -> Obligation:
 
 
 def test_friday_17_with_4_working_hours_is_due_monday_noon_pauses_warns_then_breaches(
-    app, db, client, company, make_user, at
+    app, db, client, company, make_user, page_now
 ):
     shop = company()
     agent, manager = make_user("service_agent", shop), make_user("manager", shop)
@@ -71,7 +73,6 @@ def test_friday_17_with_4_working_hours_is_due_monday_noon_pauses_warns_then_bre
         db.session.flush()
 
         # A ticket created Friday 17:00 ...
-        at(local(8, 17))
         ticket = open_ticket(
             at=local(8, 17),
             customer_id=customer.id,
@@ -89,12 +90,10 @@ def test_friday_17_with_4_working_hours_is_due_monday_noon_pauses_warns_then_bre
     assert clock.status(local(9, 12)) == "running"  # the weekend does not count
 
     def move(name: str, moment: datetime, comment: str | None = None) -> None:
-        at(moment)
         with company_scope(shop.id):
             ticket = db.session.get(ServiceTicket, ticket_id)
-            workflow.transition(
-                ticket, name, user=agent, inputs={"comment": comment} if comment else None
-            )
+            inputs = {"comment": comment} if comment else None
+            workflow.transition(ticket, name, user=agent, inputs=inputs, at=moment)
             db.session.commit()
 
     move("start", local(8, 17, 10))
@@ -134,7 +133,7 @@ def test_friday_17_with_4_working_hours_is_due_monday_noon_pauses_warns_then_bre
     ]
 
     # The ticket list shows it as breached, due 16:30 local time.
-    at(local(11, 16, 31))
+    page_now(local(11, 16, 31))
     with client.session_transaction() as session:
         session.update({"_user_id": str(manager.id), "_fresh": True, "company_id": shop.id})
     html = client.get("/tickets/?sla=breached").get_data(as_text=True)

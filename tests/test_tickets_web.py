@@ -27,6 +27,7 @@ from core.models import (
 )
 from core.tenancy import company_scope
 from core.tickets import open_ticket
+from core.web import ticket_queries
 from core.web import tickets as ticket_pages
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -140,7 +141,7 @@ def notices(db, shop, user_id) -> list[Notification]:
 def now(monkeypatch):
     """Set the moment the pages and the clock engine take as "now"."""
     moment = SimpleNamespace(value=None)
-    for module in (ticket_pages, clocks, workflow):
+    for module in (ticket_pages, ticket_queries, clocks, workflow):
         monkeypatch.setattr(module, "utcnow", lambda: moment.value or utcnow())
 
     def set_to(value):

@@ -1,18 +1,13 @@
 """Service-ticket pages (服务工单): list, kanban, new, detail with workflow, recovery, follow-up.
 
-The list and the board read tickets with their customer, assignee and team names in one query
-and their SLA badges (from :class:`~core.models.Obligation` rows) in a second, so a page costs
-the same number of queries whatever its size. Every write checks the role, keeps the record's
-``version`` (a stale form answers 409) and rolls back on any refusal, so a refused form writes
-nothing.
+The queries behind the list and the board live in :mod:`core.web.ticket_queries`, the forms in
+:mod:`core.web.ticket_forms`. Every write here checks the role, keeps the record's ``version``
+(a stale form answers 409) and rolls back on any refusal, so a refused form writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,37 +23,20 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.datastructures import MultiDict
-from wtforms import (
-    BooleanField,
-    DecimalField,
-    IntegerField,
-    SelectField,
-    StringField,
-    TextAreaField,
-)
-from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, NumberRange, Optional, StopValidation
-from wtforms.widgets import HiddenInput
 
 from core import audit, clocks, followup, recovery, workflow
 from core import fields as ext
 from core.choices import options
 from core.db import db, utcnow
-from core.i18n import pick
 from core.models import (
     Company,
     Contact,
     Customer,
     Interaction,
-    Membership,
-    Obligation,
     ServiceTicket,
     SlaPolicy,
     Team,
@@ -69,27 +47,38 @@ from core.plugins import current
 from core.security import ROLES
 from core.tenancy import current_company_id
 from core.web.context import enabled_plugins
+from core.web.ticket_forms import (
+    AssignmentForm,
+    FollowUpForm,
+    RecoveryForm,
+    TicketForm,
+    TransitionForm,
+    choices,
+    contact_choices,
+    id_or_none,
+    limits_form,
+    member_choices,
+    members,
+    sla_form,
+    teams,
+)
+from core.web.ticket_queries import (
+    MAX_ID,
+    SLA_FILTERS,
+    SLA_LABELS,
+    SUBJECT,
+    board,
+    extension_fields,
+    int_id,
+    page,
+    state_label,
+    ticket_workflow,
+)
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 
-SUBJECT = "service_ticket"
-MAX_ID = 2**63 - 1
 #: Cards shown per kanban column (the column header shows the full count).
 BOARD_LIMIT = 20
-#: SLA statuses by urgency; a ticket's badge shows its most urgent clock.
-SLA_URGENCY = {"breached": 5, "at_risk": 4, "running": 3, "paused": 2, "met_late": 1, "met": 0}
-SLA_LABELS = {
-    "running": _l("On track"),
-    "at_risk": _l("At risk"),
-    "breached": _l("Breached"),
-    "paused": _l("Paused"),
-    "met": _l("Met"),
-    "met_late": _l("Met late"),
-}
-SLA_FILTERS = ("at_risk", "breached")
-TRUE_VALUES = ("1", "true", "on", "yes")
-FALSE_VALUES = ("0", "false", "off", "no")
-
 
 # -- access -----------------------------------------------------------------------------------
 
@@ -124,18 +113,6 @@ def _require(*roles: str) -> None:
         )
 
 
-def ticket_workflow() -> workflow.Workflow:
-    """The workflow of service tickets (the core's ``ticket`` unless a plugin replaced it)."""
-    return workflow.workflow_for(ServiceTicket(workflow="ticket"))
-
-
-def state_label(name: str) -> str:
-    try:
-        return ticket_workflow().state(name).text
-    except KeyError:
-        return name
-
-
 def company_zone() -> ZoneInfo:
     """The current company's time zone (clocks are shown in it)."""
     if "_ticket_zone" not in g:
@@ -149,360 +126,6 @@ def local_time(moment: datetime | None) -> str:
     if moment is None:
         return ""
     return moment.astimezone(company_zone()).strftime("%Y-%m-%d %H:%M")
-
-
-def extension_fields() -> list[ext.Field]:
-    return current().registry.fields_for(SUBJECT, enabled_plugins())
-
-
-def members() -> list[tuple[int, str, str]]:
-    """``(user id, name, role)`` of the company's members who may work on tickets."""
-    return list(
-        db.session.execute(
-            select(User.id, User.name, Membership.role)
-            .join(Membership, Membership.user_id == User.id)
-            .where(Membership.role != "viewer")
-            .order_by(User.name, User.id)
-        ).all()
-    )
-
-
-def teams() -> list[tuple[int, str]]:
-    return list(db.session.execute(select(Team.id, Team.name).order_by(Team.name)).all())
-
-
-def _int(raw: str | None) -> int | None:
-    """A positive database id from a request value, else ``None``."""
-    if raw is None or not raw.isdigit() or int(raw) > MAX_ID:
-        return None
-    return int(raw)
-
-
-# -- SLA badges -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Badge:
-    """The SLA state shown for a ticket: its most urgent clock."""
-
-    status: str
-    due_at: datetime | None
-    kind: str
-
-    @property
-    def text(self) -> str:
-        return str(SLA_LABELS.get(self.status, self.status))
-
-    @property
-    def open(self) -> bool:
-        return self.status in ("running", "at_risk", "breached", "paused")
-
-
-def badges(ids: Iterable[int], now: datetime | None = None) -> dict[int, Badge]:
-    """The SLA badge of each ticket in ``ids`` (one query over their obligations)."""
-    ids = list(ids)
-    if not ids:
-        return {}
-    now = now or utcnow()
-    status = Obligation.status_expr(now).label("status")
-    rows = db.session.execute(
-        select(Obligation.subject_id, Obligation.kind, Obligation.due_at, status).where(
-            Obligation.subject_type == SUBJECT, Obligation.subject_id.in_(ids)
-        )
-    ).all()
-    out: dict[int, Badge] = {}
-    for subject_id, kind, due_at, state in rows:
-        best = out.get(subject_id)
-        if best is None or SLA_URGENCY.get(state, 0) > SLA_URGENCY.get(best.status, 0):
-            out[subject_id] = Badge(state, due_at, kind)
-    return out
-
-
-# -- list and board queries ---------------------------------------------------------------------
-
-
-@dataclass
-class TicketRow:
-    ticket: ServiceTicket
-    customer_name: str
-    assignee_name: str | None
-    team_name: str | None
-    values: dict[str, Any]
-    badge: Badge | None = None
-
-
-@dataclass
-class TicketPage:
-    rows: list[TicketRow] = field(default_factory=list)
-    next_after: int | None = None
-    count: int = 0
-    capped: bool = False
-    errors: dict[str, str] = field(default_factory=dict)
-    fields: list[ext.Field] = field(default_factory=list)
-
-
-def _known(list_name: str) -> set[str]:
-    return {c.value for c in current().registry.choices if c.list == list_name}
-
-
-def query(args: MultiDict, *, with_state: bool = True) -> tuple[Any, dict[str, str], list]:
-    """The ticket query for request ``args`` (filters), its errors by parameter, and the
-    extension fields it carries. Rows: ticket, customer name, assignee name, team name, then
-    one column per extension field."""
-    fields = extension_fields()
-    assignee = aliased(User, name="assignee")
-    stmt = (
-        select(
-            ServiceTicket,
-            Customer.name.label("customer_name"),
-            assignee.name.label("assignee_name"),
-            Team.name.label("team_name"),
-        )
-        .join(Customer, Customer.id == ServiceTicket.customer_id)
-        .outerjoin(assignee, assignee.id == ServiceTicket.assignee_id)
-        .outerjoin(Team, Team.id == ServiceTicket.team_id)
-    )
-    stmt = ext.join(stmt, ServiceTicket, fields)
-    errors: dict[str, str] = {}
-
-    def values(name: str) -> list[str]:
-        return [v.strip() for v in args.getlist(name) if v.strip()]
-
-    if with_state and values("state"):
-        states = {s.name for s in ticket_workflow().states}
-        bad = [v for v in values("state") if v not in states]
-        if bad:
-            errors["state"] = _("unknown state %(value)s", value=bad[0])
-        else:
-            stmt = stmt.where(ServiceTicket.state.in_(values("state")))
-    for param, list_name, column in (
-        ("type", "ticket_type", ServiceTicket.type),
-        ("priority", "ticket_priority", ServiceTicket.priority),
-        ("intake", "intake_channel", ServiceTicket.intake_channel),
-    ):
-        wanted = values(param)
-        if not wanted:
-            continue
-        bad = [v for v in wanted if v not in _known(list_name)]
-        if bad:
-            errors[param] = _("unknown value %(value)s", value=bad[0])
-        else:
-            stmt = stmt.where(column.in_(wanted))
-    for param, column in (("assignee", ServiceTicket.assignee_id), ("team", ServiceTicket.team_id)):
-        wanted = values(param)
-        if not wanted:
-            continue
-        ids = [_int(v) for v in wanted if v != "none"]
-        if any(i is None for i in ids):
-            errors[param] = _("must be a number (or 'none')")
-            continue
-        clause = column.in_(ids)
-        if "none" in wanted:
-            clause = or_(clause, column.is_(None))
-        stmt = stmt.where(clause)
-    mine = (args.get("mine") or "").strip().lower()
-    if mine in TRUE_VALUES:
-        stmt = stmt.where(ServiceTicket.assignee_id == current_user.id)
-    elif mine and mine not in FALSE_VALUES:
-        errors["mine"] = _("must be 1 or 0")
-    sla = values("sla")
-    if sla:
-        if any(v not in SLA_FILTERS for v in sla):
-            errors["sla"] = _("must be at_risk or breached")
-        else:
-            status = Obligation.status_expr(utcnow())
-            stmt = stmt.where(
-                exists().where(
-                    Obligation.subject_type == SUBJECT,
-                    Obligation.subject_id == ServiceTicket.id,
-                    status.in_(sla),
-                )
-            )
-    q = (args.get("q") or "").strip().lstrip("#")
-    if q:
-        clause = ServiceTicket.subject.contains(q, autoescape=True)
-        if _int(q) is not None:
-            clause = or_(clause, ServiceTicket.id == int(q))
-        stmt = stmt.where(or_(clause, Customer.name.contains(q, autoescape=True)))
-    stmt, ext_errors = ext.apply_filters(stmt, fields, args)
-    errors.update(ext_errors)
-    return stmt, errors, fields
-
-
-def _rows(result: Iterable[Any], fields: list[ext.Field]) -> list[TicketRow]:
-    rows = [
-        TicketRow(
-            ticket=row[0],
-            customer_name=row.customer_name,
-            assignee_name=row.assignee_name,
-            team_name=row.team_name,
-            values={f.key: row._mapping[f.key] for f in fields},
-        )
-        for row in result
-    ]
-    found = badges(r.ticket.id for r in rows)
-    for r in rows:
-        r.badge = found.get(r.ticket.id)
-    return rows
-
-
-def page(args: MultiDict, size: int, cap: int) -> TicketPage:
-    """One keyset page of tickets, newest first (``after``: the last id seen), a capped count."""
-    stmt, errors, fields = query(args)
-    result = TicketPage(errors=errors, fields=fields)
-    after = args.get("after", "")
-    if after and _int(after) is None:
-        result.errors["after"] = _("must be the id of the last ticket seen (a whole number)")
-    if result.errors:
-        return result
-    counted = db.session.scalar(
-        select(func.count()).select_from(
-            stmt.with_only_columns(ServiceTicket.id).limit(cap + 1).subquery()
-        )
-    )
-    result.count, result.capped = min(counted, cap), counted > cap
-    if after:
-        stmt = stmt.where(ServiceTicket.id < int(after))
-    rows = db.session.execute(stmt.order_by(ServiceTicket.id.desc()).limit(size + 1)).all()
-    result.rows = _rows(rows[:size], fields)
-    if len(rows) > size:
-        result.next_after = rows[size - 1][0].id
-    return result
-
-
-@dataclass
-class Column:
-    state: workflow.State
-    count: int
-    rows: list[TicketRow]
-
-
-def board(args: MultiDict, limit: int) -> tuple[list[Column], dict[str, str]]:
-    """Kanban columns, one per workflow state, each with its newest ``limit`` cards."""
-    stmt, errors, fields = query(args, with_state=False)
-    if errors:
-        return [], errors
-    counts = dict(_state_counts(stmt))
-    number = (
-        func.row_number()
-        .over(partition_by=ServiceTicket.state, order_by=ServiceTicket.id.desc())
-        .label("n")
-    )
-    ranked = stmt.with_only_columns(ServiceTicket.id, number).subquery()
-    top = select(ranked.c.id).where(ranked.c.n <= limit)
-    rows = db.session.execute(
-        stmt.where(ServiceTicket.id.in_(top)).order_by(ServiceTicket.id.desc())
-    ).all()
-    by_state: dict[str, list[TicketRow]] = {}
-    for row in _rows(rows, fields):
-        by_state.setdefault(row.ticket.state, []).append(row)
-    columns = [
-        Column(state, counts.get(state.name, 0), by_state.get(state.name, []))
-        for state in ticket_workflow().states
-    ]
-    return columns, errors
-
-
-def _state_counts(stmt: Any) -> list[tuple[str, int]]:
-    inner = stmt.with_only_columns(ServiceTicket.state.label("state")).subquery()
-    return list(
-        db.session.execute(select(inner.c.state, func.count()).group_by(inner.c.state)).all()
-    )
-
-
-# -- forms ------------------------------------------------------------------------------------
-
-
-def _finite(form: FlaskForm, field: Any) -> None:
-    """Refuse NaN and infinities (which Decimal parses) before range checks compare them."""
-    if isinstance(field.data, Decimal) and not field.data.is_finite():
-        field.errors[:] = []
-        raise StopValidation(_("Not a valid amount."))
-
-
-def _choices(pairs: Iterable[tuple[Any, str]], blank: str | None = None) -> list[SelectChoice]:
-    out = [SelectChoice("", blank)] if blank is not None else []
-    return out + [SelectChoice(str(value), text) for value, text in pairs]
-
-
-class TicketForm(FlaskForm):
-    customer_id = IntegerField(
-        _l("Customer number"),
-        validators=[
-            InputRequired(message=_l("Choose a customer.")),
-            NumberRange(min=1, max=MAX_ID, message=_l("No such customer.")),
-        ],
-    )
-    contact_id = SelectField(_l("Contact"), default="")
-    type = SelectField(_l("Type"), validators=[InputRequired()])
-    priority = SelectField(_l("Priority"), validators=[InputRequired()])
-    intake_channel = SelectField(_l("Intake channel"), validators=[InputRequired()])
-    subject = StringField(_l("Subject"), validators=[InputRequired(), Length(max=200)])
-    description = TextAreaField(_l("Description"), validators=[Optional(), Length(max=10000)])
-    assignee_id = SelectField(_l("Assignee"), default="")
-    team_id = SelectField(_l("Team"), default="")
-
-    def validate_customer_id(self, field: Any) -> None:
-        if field.errors or not isinstance(field.data, int) or not 0 < field.data <= MAX_ID:
-            return  # already refused (not a number, out of range)
-        if db.session.get(Customer, field.data) is None:
-            raise StopValidation(_("No such customer."))
-
-
-class TransitionForm(FlaskForm):
-    version = IntegerField(widget=HiddenInput(), validators=[InputRequired()])
-    comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=5000)])
-    assignee_id = SelectField(_l("Assign to"), default="")
-
-
-class AssignmentForm(FlaskForm):
-    version = IntegerField(widget=HiddenInput(), validators=[InputRequired()])
-    assignee_id = SelectField(_l("Assignee"), default="")
-    team_id = SelectField(_l("Team"), default="")
-
-
-class RecoveryForm(FlaskForm):
-    version = IntegerField(widget=HiddenInput(), validators=[InputRequired()])
-    apology = BooleanField(_l("Apologised to the customer"))
-    compensation = DecimalField(
-        _l("Compensation (¥)"),
-        places=2,
-        validators=[Optional(), _finite, NumberRange(min=0, max=10**9)],
-    )
-    recovery_note = TextAreaField(_l("Recovery note"), validators=[Optional(), Length(max=5000)])
-
-
-class FollowUpForm(FlaskForm):
-    customer_score = IntegerField(
-        _l("Customer's score (1–5)"),
-        validators=[InputRequired(message=_l("Give the customer's score.")), NumberRange(1, 5)],
-    )
-    quality_score = IntegerField(
-        _l("Internal quality score (0–100)"), validators=[Optional(), NumberRange(0, 100)]
-    )
-    result = TextAreaField(_l("What the customer said"), validators=[Optional(), Length(max=5000)])
-    contact_id = SelectField(_l("Contact reached"), default="")
-
-
-def _member_choices(blank: str) -> list[SelectChoice]:
-    return _choices(((uid, name) for uid, name, _role in members()), blank)
-
-
-def _contact_choices(customer_id: int | None) -> list[SelectChoice]:
-    contacts: list[tuple[int, str]] = []
-    if customer_id is not None:
-        contacts = list(
-            db.session.execute(
-                select(Contact.id, Contact.name)
-                .where(Contact.customer_id == customer_id)
-                .order_by(Contact.name)
-            ).all()
-        )
-    return _choices(contacts, "—")
-
-
-def _id_or_none(raw: str | None) -> int | None:
-    return int(raw) if raw else None
 
 
 # -- list, board ------------------------------------------------------------------------------
@@ -550,15 +173,15 @@ def ticket_form(fields: list[ext.Field], **kwargs: Any) -> TicketForm:
     """The new-ticket form with the company's ticket extension fields appended."""
     form_class = type("TicketExtForm", (TicketForm,), ext.form_fields(fields))
     form = form_class(**kwargs)
-    form.type.choices = _choices(options("ticket_type"))
-    form.priority.choices = _choices(options("ticket_priority"))
-    form.intake_channel.choices = _choices(options("intake_channel"))
-    form.assignee_id.choices = _member_choices("—")
-    form.team_id.choices = _choices(teams(), "—")
+    form.type.choices = choices(options("ticket_type"))
+    form.priority.choices = choices(options("ticket_priority"))
+    form.intake_channel.choices = choices(options("intake_channel"))
+    form.assignee_id.choices = member_choices("—")
+    form.team_id.choices = choices(teams(), "—")
     customer_id = form.customer_id.data if isinstance(form.customer_id.data, int) else None
     if customer_id is not None and customer_id > MAX_ID:
         customer_id = None
-    form.contact_id.choices = _contact_choices(customer_id)
+    form.contact_id.choices = contact_choices(customer_id)
     form.extension_keys = [f.key for f in fields]
     return form
 
@@ -570,7 +193,7 @@ def create() -> Any:
     data: dict[str, Any] = {"priority": "normal", "intake_channel": "phone", "type": "inquiry"}
     data.update(ext.defaults(fields))
     if request.method == "GET":
-        picked = _int(request.args.get("customer_id"))
+        picked = int_id(request.args.get("customer_id"))
         if picked is not None:
             data["customer_id"] = picked
         if role() == "service_agent":
@@ -602,14 +225,14 @@ def open_ticket_from(form: TicketForm) -> ServiceTicket:
     return open_ticket(
         user_id=current_user.id,
         customer_id=form.customer_id.data,
-        contact_id=_id_or_none(form.contact_id.data),
+        contact_id=id_or_none(form.contact_id.data),
         type=form.type.data,
         priority=form.priority.data,
         intake_channel=form.intake_channel.data,
         subject=form.subject.data.strip(),
         description=(form.description.data or "").strip() or None,
-        assignee_id=_id_or_none(form.assignee_id.data),
-        team_id=_id_or_none(form.team_id.data),
+        assignee_id=id_or_none(form.assignee_id.data),
+        team_id=id_or_none(form.team_id.data),
     )
 
 
@@ -620,7 +243,7 @@ def _find_customers(q: str) -> list[Any]:
         Customer.phone.contains(q, autoescape=True),
         Customer.code == q,
     )
-    if _int(q) is not None:
+    if int_id(q) is not None:
         clause = or_(clause, Customer.id == int(q))
     return list(db.session.execute(stmt.where(clause).order_by(Customer.name).limit(20)).all())
 
@@ -659,7 +282,7 @@ def _transition_form(ticket: ServiceTicket, name: str, formdata: Any = None) -> 
     form = TransitionForm(
         formdata=formdata, prefix=name, data={"version": ticket.version} if not formdata else None
     )
-    form.assignee_id.choices = _member_choices(_("keep as is"))
+    form.assignee_id.choices = member_choices(_("keep as is"))
     if formdata is None and ticket.assignee_id:
         form.assignee_id.data = str(ticket.assignee_id)
     return form
@@ -688,14 +311,14 @@ def _assignment_form(ticket: ServiceTicket, formdata: Any = None) -> AssignmentF
             "team_id": str(ticket.team_id or ""),
         }
     form = AssignmentForm(formdata=formdata, data=data)
-    form.assignee_id.choices = _member_choices("—")
-    form.team_id.choices = _choices(teams(), "—")
+    form.assignee_id.choices = member_choices("—")
+    form.team_id.choices = choices(teams(), "—")
     return form
 
 
 def _followup_form(ticket: ServiceTicket, formdata: Any = None) -> FollowUpForm:
     form = FollowUpForm(formdata=formdata)
-    form.contact_id.choices = _contact_choices(ticket.customer_id)
+    form.contact_id.choices = contact_choices(ticket.customer_id)
     if formdata is None and ticket.contact_id:
         form.contact_id.data = str(ticket.contact_id)
     return form
@@ -857,8 +480,8 @@ def assignment(ticket_id: int) -> Any:
     if not _check_version(form, ticket):
         return _stale(ticket_id)
     before = (ticket.assignee_id, ticket.team_id)
-    ticket.assignee_id = _id_or_none(form.assignee_id.data)
-    ticket.team_id = _id_or_none(form.team_id.data)
+    ticket.assignee_id = id_or_none(form.assignee_id.data)
+    ticket.team_id = id_or_none(form.team_id.data)
     if (ticket.assignee_id, ticket.team_id) == before:
         db.session.rollback()
         flash(_("Nothing changed."))
@@ -928,7 +551,7 @@ def record_followup(ticket_id: int) -> Any:
             form.customer_score.data,
             form.quality_score.data,
             form.result.data,
-            contact_id=_id_or_none(form.contact_id.data),
+            contact_id=id_or_none(form.contact_id.data),
         )
         db.session.commit()
     except followup.FollowUpError as exc:
@@ -959,66 +582,6 @@ def record_followup(ticket_id: int) -> Any:
 
 
 # -- settings: recovery limits, SLA policies, follow-up threshold -------------------------------
-
-
-class LimitsForm(FlaskForm):
-    """One field per role, added by :func:`limits_form`."""
-
-
-class SlaForm(FlaskForm):
-    """Two fields per priority plus the follow-up threshold, added by :func:`sla_form`."""
-
-    followup_threshold = IntegerField(
-        _l("Reopen when the customer's follow-up score is at most"),
-        description=_l("1–5 scale; 0 never reopens."),
-        validators=[InputRequired(), NumberRange(0, 4)],
-    )
-
-
-def limits_form(formdata: Any = None) -> LimitsForm:
-    current_limits = recovery.limits()
-    attrs: dict[str, Any] = {}
-    data: dict[str, Any] = {}
-    for name in recovery.LIMIT_ROLES:
-        label, label_zh = ROLES.get(name, (name, name))
-        attrs[f"limit_{name}"] = DecimalField(
-            pick(label, label_zh),
-            places=2,
-            description=_l("Empty: no limit. 0: may not grant compensation."),
-            validators=[Optional(), _finite, NumberRange(min=0, max=10**9)],
-        )
-        data[f"limit_{name}"] = current_limits.get(name)
-    form_class: Callable[..., LimitsForm] = type("LimitsFormBound", (LimitsForm,), attrs)
-    form = form_class(formdata=formdata, data=None if formdata is not None else data)
-    form.role_keys = [f"limit_{r}" for r in recovery.LIMIT_ROLES]
-    return form
-
-
-def sla_form(formdata: Any = None) -> SlaForm:
-    from core.defaults import DEFAULT_SLA
-
-    stored = {p.priority: p for p in db.session.scalars(select(SlaPolicy))}
-    attrs: dict[str, Any] = {}
-    data: dict[str, Any] = {"followup_threshold": followup.threshold()}
-    rows = []
-    for value, text in options("ticket_priority"):
-        first_default, resolve_default = DEFAULT_SLA.get(value, DEFAULT_SLA["normal"])
-        policy = stored.get(value)
-        first_key, resolve_key = f"{value}__first", f"{value}__resolution"
-        minutes = [InputRequired(), NumberRange(1, 60 * 24 * 366)]
-        attrs[first_key] = IntegerField(
-            _l("First response (working minutes)"), validators=list(minutes)
-        )
-        attrs[resolve_key] = IntegerField(
-            _l("Resolution (working minutes)"), validators=list(minutes)
-        )
-        data[first_key] = policy.first_response_minutes if policy else first_default
-        data[resolve_key] = policy.resolution_minutes if policy else resolve_default
-        rows.append((value, text, first_key, resolve_key, policy is not None))
-    form_class: Callable[..., SlaForm] = type("SlaFormBound", (SlaForm,), attrs)
-    form = form_class(formdata=formdata, data=None if formdata is not None else data)
-    form.priority_rows = rows
-    return form
 
 
 def _render_settings(status: int = 200, **forms: Any) -> tuple[str, int]:
