@@ -85,7 +85,9 @@ def test_sql_keys_equal_python_keys(app, db, company):
             from_sql = dict(db.session.execute(db.select(k.c.id, k.c.key)).all())
             expected = {}
             for cid, (name, phone, email) in zip(ids, SAMPLES, strict=True):
-                key = dedupe.KEY_FUNCTIONS[kind]({"name": name, "phone": phone, "email": email}[kind])
+                key = dedupe.KEY_FUNCTIONS[kind](
+                    {"name": name, "phone": phone, "email": email}[kind]
+                )
                 if key is not None:
                     expected[cid] = key
             assert from_sql == expected, kind
@@ -142,9 +144,7 @@ def test_duplicates_page_lists_groups_with_their_key(app, db, client, company, l
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "13800138000" in html and "康泰 医药" in html and "/customers/merge?" in html
-    assert "sales@hongxin.cn" in client.get("/customers/duplicates?by=email").get_data(
-        as_text=True
-    )
+    assert "sales@hongxin.cn" in client.get("/customers/duplicates?by=email").get_data(as_text=True)
     assert client.get("/customers/duplicates?by=shoe").status_code == 400
 
 
@@ -159,9 +159,7 @@ def test_duplicates_page_queries_do_not_grow_with_groups(app, db, client, compan
     with QueryCounter(db.engine) as small:
         assert client.get("/customers/duplicates").status_code == 200
     with company_scope(acme.id):
-        db.session.add_all(
-            Customer(name=f"客户{i}", phone=f"+86 137{i:08d}") for i in range(20)
-        )
+        db.session.add_all(Customer(name=f"客户{i}", phone=f"+86 137{i:08d}") for i in range(20))
         db.session.add_all(Customer(name=f"客户{i}b", phone=f"137{i:08d}") for i in range(20))
         db.session.commit()
     db.session.expire_all()
