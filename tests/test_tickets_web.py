@@ -228,6 +228,7 @@ def test_sla_filters_read_the_clocks(app, db, client, desk, now):
         ("intake=pigeon", "intake"),
         ("assignee=abc", "assignee"),
         ("team=" + "9" * 30, "team"),
+        ("assignee=3000000000", "assignee"),  # beyond a 32-bit id: no such row, not a crash
         ("mine=perhaps", "mine"),
         ("sla=late", "sla"),
         ("after=x1", "after"),
@@ -665,6 +666,8 @@ def test_refused_steps_answer_with_a_message_never_a_500(app, db, client, desk):
     assert fetch(db, shop, ticket_id).state == "new"
     assert client.get("/tickets/999999").status_code == 404
     assert client.get("/tickets/" + "9" * 30).status_code == 404
+    assert client.get("/tickets/3000000000").status_code == 404
+    assert client.get("/tickets/new?customer_q=3000000000").status_code == 200
 
 
 def test_viewers_read_but_do_not_write(app, db, client, desk):

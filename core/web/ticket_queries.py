@@ -27,7 +27,9 @@ from core.plugins import current
 from core.web.context import enabled_plugins
 
 SUBJECT = "service_ticket"
-MAX_ID = 2**63 - 1
+#: Ids are 32-bit INTEGER columns on PostgreSQL: a larger number names no row (and must not
+#: reach the database, which would refuse it with an error rather than find nothing).
+MAX_ID = 2**31 - 1
 #: SLA statuses by urgency; a ticket's badge shows its most urgent clock.
 SLA_URGENCY = {"breached": 5, "at_risk": 4, "running": 3, "paused": 2, "met_late": 1, "met": 0}
 SLA_LABELS = {
