@@ -33,6 +33,7 @@ from flask import has_request_context
 from flask_babel import gettext
 from sqlalchemy import (
     Column,
+    MetaData,
     Table,
     UniqueConstraint,
     delete,
@@ -127,15 +128,14 @@ def _unique_sets(table: Table, column: Column) -> tuple[tuple[Column, ...], ...]
 
 
 def references(existing: set[str] | None = None) -> list[Reference]:
-    """Every column of the metadata (core and installed plugins) that refers to a customer,
-    limited to the tables in ``existing`` when given."""
-    customer = Customer.__table__
+    """Every column that refers to a customer: in the metadata (core and installed plugins),
+    limited to the tables in ``existing`` when given; with ``existing`` (the database's tables),
+    also in tables the metadata does not know (a plugin installed once and removed since), found
+    by reflection, so that deleting the merged customer never cascades into rows nobody moved."""
     found: list[Reference] = []
-    for table in db.metadata.sorted_tables:
-        if existing is not None and table.name not in existing:
-            continue
+    for table in _tables(existing):
         for fk in sorted(table.foreign_keys, key=lambda f: f.parent.name):
-            if fk.column is not customer.c.id:
+            if fk.target_fullname != "customer.id":
                 continue
             column = fk.parent
             if list(table.primary_key.columns) == [column]:
@@ -146,6 +146,29 @@ def references(existing: set[str] | None = None) -> list[Reference]:
             column = table.c.subject_id
             found.append(Reference(table, column, "subject", _unique_sets(table, column)))
     return found
+
+
+def _tables(existing: set[str] | None) -> list[Table]:
+    tables = [t for t in db.metadata.sorted_tables if existing is None or t.name in existing]
+    if existing is None:
+        return tables
+    unknown = sorted(existing - set(db.metadata.tables))
+    if not unknown:
+        return tables
+    connection = db.session.connection()
+    inspector = inspect(connection)
+    for name in unknown:
+        columns = {c["name"] for c in inspector.get_columns(name)}
+        refers = (
+            any(
+                fk["referred_table"] == "customer" and fk["referred_columns"] == ["id"]
+                for fk in inspector.get_foreign_keys(name)
+            )
+            or {"subject_type", "subject_id"} <= columns
+        )
+        if refers:
+            tables.append(Table(name, MetaData(), autoload_with=connection, resolve_fks=False))
+    return tables
 
 
 def _existing_tables() -> set[str]:

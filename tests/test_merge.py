@@ -397,3 +397,38 @@ def test_merge_screen_does_not_reach_another_company(app, db, client, company, l
     url = f"/customers/merge?a={ours.id}&b={theirs.id}"
     assert client.get(url).status_code == 404
     assert client.post(url, data={"survivor": str(ours.id), "confirm": "y"}).status_code == 404
+
+
+def test_rows_in_tables_the_metadata_does_not_know_move_too(app, db, company, make_user):
+    """A plugin installed once and removed since left a table behind: its rows move as well,
+    instead of vanishing with the merged customer (ON DELETE CASCADE)."""
+    from sqlalchemy import text
+
+    acme = company()
+    admin = make_user("admin", acme)
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE oldplugin_note (id INTEGER PRIMARY KEY, "
+                "customer_id INTEGER REFERENCES customer(id) ON DELETE CASCADE, body TEXT)"
+            )
+        )
+    try:
+        with company_scope(acme.id):
+            a, b = Customer(name="甲"), Customer(name="甲")
+            db.session.add_all([a, b])
+            db.session.commit()
+            db.session.execute(
+                text("INSERT INTO oldplugin_note (id, customer_id, body) VALUES (1, :b, 'x')"),
+                {"b": b.id},
+            )
+            db.session.commit()
+            result = merge.merge_customers(a, b, admin)
+            db.session.commit()
+            assert result.moved["oldplugin_note.customer_id"] == 1
+            owner = db.session.scalar(text("SELECT customer_id FROM oldplugin_note"))
+            assert owner == a.id
+    finally:
+        db.session.rollback()
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE oldplugin_note"))
