@@ -656,6 +656,9 @@ def test_refused_steps_answer_with_a_message_never_a_500(app, db, client, desk):
     assert 'data-field="workflow"' in response.get_data(as_text=True)
     response = client.post(f"/tickets/{ticket_id}/transition/fly", data={"fly-version": 1})
     assert response.status_code == 409
+    assert "fly" in response.get_data(as_text=True)
+    response = client.post(f"/tickets/{ticket_id}/transition/%3Cb%3E", data={})
+    assert response.status_code == 409 and "<b>" not in response.get_data(as_text=True)
     shop.login("sales_rep")
     response = client.post(
         f"/tickets/{ticket_id}/transition/cancel",

@@ -429,10 +429,34 @@ def _check_version(form: Any, ticket: ServiceTicket) -> bool:
     return form.version.data == ticket.version
 
 
+def _refusal(exc: workflow.WorkflowError, ticket: ServiceTicket, name: str) -> str:
+    """The engine's refusal in the user's language (a guard's own message as it is)."""
+    step = workflow.workflow_for(ticket).get(name)
+    if isinstance(exc, workflow.NotAllowed) and step is not None:
+        return _(
+            "Your role (%(role)s) may not take the step “%(step)s”; it needs: %(roles)s.",
+            role=role() or "-",
+            step=step.text,
+            roles=", ".join(step.roles) or _("any role but viewer"),
+        )
+    if isinstance(exc, workflow.IllegalTransition):
+        if step is None:
+            return _("Tickets have no step “%(name)s”.", name=name)
+        return _(
+            "“%(step)s” is not possible while the ticket is %(state)s.",
+            step=step.text,
+            state=state_label(ticket.state),
+        )
+    return exc.message
+
+
 @bp.route("/<int:ticket_id>/transition/<name>", methods=["POST"])
 def transition(ticket_id: int, name: str) -> Any:
     ticket = _ticket(ticket_id)
     _require_writer()
+    if workflow.workflow_for(ticket).get(name) is None:
+        refused = workflow.IllegalTransition(name)
+        return _render_detail(ticket, refused.status, message=_refusal(refused, ticket, name))
     form = _transition_form(ticket, name, formdata=request.form)
     if not form.validate():
         db.session.rollback()
@@ -461,7 +485,7 @@ def transition(ticket_id: int, name: str) -> Any:
             form.validate()
             form[exc.field].errors = [_("Required for this step.")]
             return _render_detail(ticket, exc.status, transitions={name: form})
-        return _render_detail(ticket, exc.status, message=exc.message)
+        return _render_detail(ticket, exc.status, message=_refusal(exc, ticket, name))
     flash(_("Ticket is now: %(state)s.", state=state_label(ticket.state)))
     return redirect(url_for(".detail", ticket_id=ticket.id))
 
