@@ -103,7 +103,7 @@ def phone_key(phone: str | None) -> str | None:
 
 def email_key(email: str | None) -> str | None:
     """The comparison key of an e-mail address (trimmed, A–Z lower-cased)."""
-    if not email:
+    if not email or "\x00" in email:
         return None
     key = email.strip(" ").translate(_EMAIL_TABLE)
     return key if len(key) >= MIN_LENGTH["email"] else None
@@ -118,7 +118,7 @@ def _strip_suffix(name: str) -> str:
 
 def name_key(name: str | None) -> str | None:
     """The comparison key of a customer name (see the module's documentation)."""
-    if not name:
+    if not name or "\x00" in name:
         return None
     key = _strip_suffix(name.translate(_NAME_TABLE))
     return key if len(key) >= MIN_LENGTH["name"] else None

@@ -134,6 +134,7 @@ def test_possible_duplicates_for_the_customer_form(app, db, company):
         found = dedupe.possible_duplicates(None, None, "LiLei@Example.com")
         assert [c.id for c in found] == [ids[6]]
         assert dedupe.possible_duplicates(None, "12", "") == []
+        assert dedupe.possible_duplicates("李\x00雷", None, "a\x00@b.c") == []
 
 
 def test_duplicates_page_lists_groups_with_their_key(app, db, client, company, login_as):
@@ -146,6 +147,9 @@ def test_duplicates_page_lists_groups_with_their_key(app, db, client, company, l
     assert "13800138000" in html and "康泰 医药" in html and "/customers/merge?" in html
     assert "sales@hongxin.cn" in client.get("/customers/duplicates?by=email").get_data(as_text=True)
     assert client.get("/customers/duplicates?by=shoe").status_code == 400
+    assert client.get("/customers/duplicates?after=%00").status_code == 400
+    assert client.get("/customers/duplicates?by=name&after=" + "x" * 400).status_code == 400
+    assert client.get("/customers/duplicates?by=name&after=zzz").status_code == 200
 
 
 def test_duplicates_page_queries_do_not_grow_with_groups(app, db, client, company, login_as):

@@ -100,7 +100,7 @@ def duplicates() -> tuple[str, int]:
     if by not in dedupe.KINDS:
         error = _("'by' must be one of: %(kinds)s.", kinds=", ".join(dedupe.KINDS))
         by = "phone"
-    elif after is not None and len(after) > 300:
+    elif after is not None and (len(after) > 300 or "\x00" in after):
         error = _("'after' must be the key of the last group seen.")
     if error:
         page = dedupe.GroupPage()
