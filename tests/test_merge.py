@@ -359,7 +359,9 @@ def test_merge_screen_refuses_a_stale_page(app, db, client, company, login_as):
         ("a=x&b=2", 400),
         ("a=5&b=5", 400),
         ("a=999998&b=999999", 404),
-        ("a=1&b=" + "9" * 30, 400),
+        ("a=1&b=" + "9" * 30, 404),
+        (f"a=1&b={2**40}", 404),
+        ("a=1&b=%C2%B2", 400),
     ],
 )
 def test_merge_screen_bad_arguments(app, client, company, login_as, query, status):

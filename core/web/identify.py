@@ -39,7 +39,8 @@ bp = Blueprint("identify", __name__, url_prefix="/customers")
 
 #: Duplicate groups per page.
 GROUPS_PER_PAGE = 25
-MAX_ID = 2**63 - 1
+#: Ids are INTEGER columns (32 bits on PostgreSQL); a larger number names no customer.
+MAX_ID = 2**31 - 1
 KIND_LABELS = {"phone": _l("Phone"), "email": _l("E-mail"), "name": _l("Name")}
 #: Labels of the core's referring tables on the merge screen (others show their table name).
 TABLE_LABELS = {
@@ -133,8 +134,10 @@ def _pair() -> tuple[Customer, Customer]:
     ids = []
     for name in ("a", "b"):
         value = request.args.get(name, "")
-        if not value.isdigit() or int(value) > MAX_ID:
+        if not (value.isascii() and value.isdigit()):
             abort(400, _("'%(name)s' must be a customer id.", name=name))
+        if int(value) > MAX_ID:
+            abort(404, _("Customer not found."))
         ids.append(int(value))
     if ids[0] == ids[1]:
         abort(400, _("Choose two different customers."))
