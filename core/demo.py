@@ -15,6 +15,7 @@ from faker import Faker
 from sqlalchemy import select
 
 from core import clocks, workflow
+from core.channels import seed_demo as seed_channels_demo
 from core.classify import seed_demo as seed_identify_demo
 from core.db import db, utcnow
 from core.followup import seed_demo as seed_followup_demo
@@ -217,5 +218,6 @@ def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.
             moment += min(age / (len(path) + 1), timedelta(minutes=rng.randint(20, 600)))
             workflow.transition(ticket, step, user=agent, inputs={"comment": "处理完毕"}, at=moment)
     seed_followup_demo(users)  # service recovery and follow-ups (回访) on these tickets
+    seed_channels_demo(channels, customers, rng)  # sub-dealers, claims, one channel conflict
     # Keep LAST: revenues, duplicate customers, then classifies everything seeded above.
     seed_identify_demo(customers, rng, fake)

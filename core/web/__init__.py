@@ -19,6 +19,10 @@ def register(app: Flask) -> None:
 
     app.register_blueprint(identify.bp)
     app.register_blueprint(settings.bp)
+    from core.web import channels, dashboard
+
+    app.register_blueprint(channels.bp)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(v1.bp)
     from core.app import csrf
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
@@ -17,8 +18,8 @@ bp = Blueprint("auth", __name__)
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[InputRequired(), Email()])
-    password = PasswordField("Password", validators=[InputRequired()])
+    email = EmailField(_l("E-mail"), validators=[InputRequired(), Email()])
+    password = PasswordField(_l("Password"), validators=[InputRequired()])
 
 
 def _first_company(user: User) -> int | None:
@@ -42,7 +43,7 @@ def login() -> object:
             session["company_id"] = _first_company(user)
             target = request.args.get("next") or ""
             if not target.startswith("/") or target.startswith("//"):
-                target = url_for("customers.index")
+                target = url_for("dashboard.index")
             return redirect(target)
     return render_template("auth/login.html", form=form)
 
@@ -66,7 +67,7 @@ def switch(company_id: int) -> object:
     if member is None:
         abort(404)
     session["company_id"] = company_id
-    return redirect(url_for("customers.index"))
+    return redirect(url_for("dashboard.index"))
 
 
 @bp.route("/language/<code>", methods=["POST"])
@@ -78,11 +79,11 @@ def language(code: str) -> object:
         current_user.locale = code
         db.session.commit()
     flash(_("Language changed."))
-    return redirect(request.referrer or url_for("customers.index"))
+    return redirect(request.referrer or url_for("dashboard.index"))
 
 
 @bp.route("/")
 def home() -> object:
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
-    return redirect(url_for("customers.index"))
+    return redirect(url_for("dashboard.index"))

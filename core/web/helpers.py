@@ -31,7 +31,9 @@ class MenuItem:
 
 
 CORE_MENU = [
+    MenuItem("dashboard.index", "Dashboard", "工作台", 0),
     MenuItem("customers.index", "Customers", "客户", 10),
+    MenuItem("channels.index", "Channels", "渠道", 30),
     MenuItem("tickets.index", "Tickets", "服务工单", 40),
     MenuItem("settings.index", "Settings", "设置", 90, roles=("admin", "manager")),
 ]
