@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, pass_script_info, with_appcontext
 from sqlalchemy import select
 
 from core.db import db
@@ -29,22 +29,28 @@ def main() -> None:
 # -- serve and demo -----------------------------------------------------------------------------
 
 
-@main.command()
+@main.command(with_appcontext=False)
 @click.option("--demo", is_flag=True, help="Create the demo companies first (once).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers")
 @click.option("--dev", is_flag=True, help="Flask's debug server with reload instead of gunicorn.")
-@with_appcontext
-def serve(demo: bool, host: str, port: int, workers: int, dev: bool) -> None:
-    """Upgrade the database and serve Guanxi (gunicorn by default)."""
+@pass_script_info
+def serve(info: ScriptInfo, demo: bool, host: str, port: int, workers: int, dev: bool) -> None:
+    """Upgrade the database and serve Guanxi (gunicorn by default).
+
+    The server runs outside any application context: each request pushes its own, so ``g``
+    (the logged-in user, the language, the company) never carries over between requests.
+    """
     from core import demo as demo_data
     from core.migrations import upgrade
 
-    upgrade()
-    if demo:
-        demo_data.ensure(echo=click.echo)
-    app = current_app._get_current_object()
+    app = info.load_app()
+    with app.app_context():
+        upgrade()
+        if demo:
+            demo_data.ensure(echo=click.echo)
+        db.engine.dispose()  # each worker opens its own connections
     click.echo(f"Guanxi on http://{host}:{port}/")
     if dev:
         # app.run() is a no-op under a Flask CLI command, so call werkzeug's server directly.
@@ -64,7 +70,6 @@ def serve(demo: bool, host: str, port: int, workers: int, dev: bool) -> None:
         def load(self):  # noqa: ANN202
             return app
 
-    db.engine.dispose()  # each worker opens its own connections
     Server().run()
 
 
