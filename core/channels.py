@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Text, cast, func, literal, or_, select, union
+from sqlalchemy import Integer, Text, case, cast, func, literal, or_, select, union
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql import CTE, Select
+from sqlalchemy.sql.selectable import CTE
 from werkzeug.datastructures import MultiDict
 
 from core import fields as ext
@@ -137,9 +137,9 @@ def closure_cte(company_id: int, ancestors: Iterable[int] | None = None) -> CTE:
 def descendant_ids(channel_id: int) -> set[int]:
     """The sub-channels of ``channel_id`` at any depth (not the channel itself)."""
     closure = closure_cte(require_company(), [channel_id])
-    return set(
-        db.session.scalars(select(closure.c.descendant_id).where(closure.c.depth > 0))
-    ) - {channel_id}
+    return set(db.session.scalars(select(closure.c.descendant_id).where(closure.c.depth > 0))) - {
+        channel_id
+    }
 
 
 def parent_error(channel_id: int | None, parent_id: int | None) -> str | None:
@@ -201,8 +201,8 @@ def totals(channel_ids: Sequence[int]) -> dict[int, Totals]:
     rows = db.session.execute(
         select(
             closure.c.ancestor_id,
-            func.sum(func.cast(own, Integer)),
-            func.sum(func.coalesce(_when(own, revenue), 0)),
+            func.sum(case((own, 1), else_=0)),
+            func.sum(case((own, revenue), else_=0)),
             func.count(c.c.id),
             func.sum(revenue),
         )
@@ -214,12 +214,6 @@ def totals(channel_ids: Sequence[int]) -> dict[int, Totals]:
     for channel_id, n, rev, net_n, net_rev in rows:
         out[channel_id] = Totals(int(n or 0), _money(rev), int(net_n or 0), _money(net_rev))
     return out
-
-
-def _when(condition: Any, value: Any) -> Any:
-    from sqlalchemy import case
-
-    return case((condition, value), else_=None)
 
 
 def _money(value: Any) -> Decimal:
@@ -323,6 +317,110 @@ def customer_claims(customer: Customer) -> CustomerClaims:
     return CustomerClaims(assigned, claims, conflict)
 
 
+# -- the whole tree (the list page) ---------------------------------------------------------
+
+
+@dataclass
+class Node:
+    """A channel in the tree with what it brings: own customers and revenue, and ``total_*``
+    with every sub-channel; ``conflicts`` counts its customers in conflict."""
+
+    channel: Channel
+    depth: int = 0
+    children: list[Node] = field(default_factory=list)
+    customers: int = 0
+    revenue: Decimal = Decimal("0.00")
+    total_customers: int = 0
+    total_revenue: Decimal = Decimal("0.00")
+    conflicts: int = 0
+
+
+def tree() -> list[Node]:
+    """Every channel of the company in tree order (each parent right before its children,
+    siblings by name), with totals and conflict counts. Three queries whatever the size."""
+    company_id = require_company()
+    all_channels = list(db.session.scalars(select(Channel).order_by(Channel.name, Channel.id)))
+    nodes = {c.id: Node(c) for c in all_channels}
+    c = Customer.__table__
+    for channel_id, n, rev in db.session.execute(
+        select(c.c.channel_id, func.count(), func.sum(func.coalesce(c.c.revenue, 0)))
+        .where(c.c.company_id == company_id, c.c.channel_id.is_not(None))
+        .group_by(c.c.channel_id)
+    ):
+        if channel_id in nodes:
+            nodes[channel_id].customers, nodes[channel_id].revenue = int(n), _money(rev)
+    for channel_id, n in conflict_counts(list(nodes)).items():
+        nodes[channel_id].conflicts = n
+    roots: list[Node] = []
+    for node in nodes.values():
+        parent = nodes.get(node.channel.parent_id) if node.channel.parent_id else None
+        (parent.children if parent is not None else roots).append(node)
+    out: list[Node] = []
+    seen: set[int] = set()
+
+    def walk(node: Node, depth: int) -> tuple[int, Decimal]:
+        seen.add(node.channel.id)
+        node.depth = depth
+        out.append(node)
+        n, rev = node.customers, node.revenue
+        for child in node.children:
+            if child.channel.id not in seen and depth < MAX_DEPTH:
+                child_n, child_rev = walk(child, depth + 1)
+                n, rev = n + child_n, rev + child_rev
+        node.total_customers, node.total_revenue = n, rev
+        return n, rev
+
+    for root in roots:
+        walk(root, 0)
+    for node in nodes.values():  # channels caught in a cycle written around the forms
+        if node.channel.id not in seen:
+            walk(node, 0)
+    return out
+
+
+def descendants(channel_id: int) -> set[int]:
+    """The sub-channels of ``channel_id`` at any depth (not the channel itself)."""
+    return descendant_ids(channel_id)
+
+
+def conflicted_customers(limit: int = 500) -> list[tuple[Customer, Channel | None, list[Channel]]]:
+    """Customers in conflict (newest first, at most ``limit``): each with its assigned channel
+    and the channels claiming it. Three queries."""
+    company_id = require_company()
+    bad = conflicted(company_id)
+    customers = list(
+        db.session.scalars(
+            select(Customer)
+            .join(bad, bad.c.customer_id == Customer.id)
+            .order_by(Customer.id.desc())
+            .limit(limit)
+        )
+    )
+    ids = [c.id for c in customers]
+    claimers: dict[int, list[Channel]] = {}
+    if ids:
+        for customer_id, channel in db.session.execute(
+            select(ChannelClaim.customer_id, Channel)
+            .join(Channel, Channel.id == ChannelClaim.channel_id)
+            .where(ChannelClaim.customer_id.in_(ids))
+            .order_by(Channel.name, Channel.id)
+        ):
+            claimers.setdefault(customer_id, []).append(channel)
+    assigned_ids = {c.channel_id for c in customers if c.channel_id}
+    assigned = (
+        {
+            ch.id: ch
+            for ch in db.session.scalars(select(Channel).where(Channel.id.in_(assigned_ids)))
+        }
+        if assigned_ids
+        else {}
+    )
+    return [
+        (c, assigned.get(c.channel_id) if c.channel_id else None, claimers.get(c.id, []))
+        for c in customers
+    ]
+
+
 # -- list pages ---------------------------------------------------------------------------------
 
 
@@ -401,7 +499,9 @@ def channel_page(args: MultiDict, size: int, cap: int) -> Page:
     rows = db.session.execute(stmt.order_by(tree.c.path).limit(size + 1)).all()
     for row in rows[:size]:
         result.rows.append(
-            ChannelRow(row[0], row.depth, row.parent_name, {f.key: row._mapping[f.key] for f in fields})
+            ChannelRow(
+                row[0], row.depth, row.parent_name, {f.key: row._mapping[f.key] for f in fields}
+            )
         )
     if len(rows) > size:
         result.next_after = rows[size - 1][0].id
@@ -412,7 +512,9 @@ def channel_page(args: MultiDict, size: int, cap: int) -> Page:
     return result
 
 
-def customer_page(channel_id: int, after: int | None, size: int) -> tuple[list[Customer], int | None]:
+def customer_page(
+    channel_id: int, after: int | None, size: int
+) -> tuple[list[Customer], int | None]:
     """One keyset page of the channel's own customers (newest first) and the next cursor."""
     stmt = select(Customer).where(Customer.channel_id == channel_id)
     if after is not None:
@@ -503,12 +605,13 @@ def find_customers(q: str, limit: int = 10) -> list[Customer]:
 # -- demo ---------------------------------------------------------------------------------------
 
 
-def seed_demo(customers: list[Customer]) -> None:
+def seed_demo(channels: list[Channel], customers: list[Customer], rng: random.Random) -> None:
     """Demo data: a distributor with two sub-dealers sharing its customers, claims filed by the
     channels customers are assigned to, and exactly one conflict (another channel claims a
-    sub-dealer's customer). Uses its own random generator so other seeds stay as they were."""
+    sub-dealer's customer). Draws from its own generator, leaving ``rng`` untouched so the
+    seeds after it stay as they were."""
+    del rng  # the shared generator is left untouched on purpose
     rng = random.Random(20261124)
-    channels = list(db.session.scalars(select(Channel).order_by(Channel.id)))
     distributor = next((c for c in channels if c.type == "distributor"), None)
     rival = next((c for c in channels if c.type == "agent"), None)
     if distributor is None or rival is None or not customers:
