@@ -81,12 +81,15 @@ def _load_user(user_id: str) -> Any:
 
 
 def _locale() -> str:
+    """The user's language; outside a request (jobs, CLI) the default (zh_CN)."""
+    from flask import current_app, has_request_context
+
+    if not has_request_context():
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     if current_user and current_user.is_authenticated and current_user.locale:
         return current_user.locale
     if session.get("locale"):
         return session["locale"]
-    from flask import current_app
-
     return (
         request.accept_languages.best_match(
             ["zh_CN", "zh", "en"], default=current_app.config["BABEL_DEFAULT_LOCALE"]

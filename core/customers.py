@@ -90,7 +90,7 @@ def page(args: MultiDict, size: int, cap: int) -> Page:
     result.count, result.capped = min(counted, cap), counted > cap
     after = args.get("after", "")
     if after:
-        if not after.isdigit() or int(after) >= 2**63:
+        if not after.isascii() or not after.isdigit() or int(after) >= 2**31:
             result.errors["after"] = "must be the id of the last row seen (a whole number)"
             return result
         stmt = stmt.where(Customer.id < int(after))
