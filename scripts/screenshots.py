@@ -29,9 +29,17 @@ CHROMIUM_ARGS = [
 #: (file name, login, path or callable finding it, locale)
 SHOTS = [
     ("login.png", None, "/login", "zh_CN"),
+    ("dashboard-pharma.png", "manager@pharma.demo", "/dashboard/", "zh_CN"),
     ("customers-pharma.png", "manager@pharma.demo", "/customers/", "zh_CN"),
     ("customer-detail-pharma.png", "manager@pharma.demo", "first-customer", "zh_CN"),
+    ("tickets-property.png", "service_agent@property.demo", "/tickets/", "zh_CN"),
+    ("ticket-board-property.png", "service_agent@property.demo", "/tickets/board", "zh_CN"),
+    ("ticket-detail-property.png", "service_agent@property.demo", "first-ticket", "zh_CN"),
+    ("channels-pharma.png", "manager@pharma.demo", "/channels/", "zh_CN"),
+    ("next-steps-insurance.png", "sales_rep@insurance.demo", "/interactions/next-steps", "zh_CN"),
+    ("duplicates-insurance.png", "manager@insurance.demo", "/customers/duplicates", "zh_CN"),
     ("customers-insurance-en.png", "manager@insurance.demo", "/customers/", "en"),
+    ("tickets-insurance-en.png", "manager@insurance.demo", "/tickets/", "en"),
 ]
 
 
@@ -66,13 +74,21 @@ def main() -> None:
                 page.fill("input[name=password]", "guanxi123")
                 page.click("button[type=submit]")
                 page.wait_for_load_state()
+                wanted = "English" if locale == "en" else "中文"
+                switch = page.locator(f"header button:has-text('{wanted}')")
+                if switch.count():
+                    switch.click()
+                    page.wait_for_load_state()
             if path == "first-customer":
                 page.goto(f"{base}/customers/")
-                page.click("table tbody tr:first-child a")
+                page.click("table tbody tr:first-child a[href^='/customers/']")
+            elif path == "first-ticket":
+                page.goto(f"{base}/tickets/?state=in_progress")
+                page.click("table tbody tr:first-child a[href^='/tickets/']")
             else:
                 page.goto(base + path)
             page.wait_for_load_state()
-            page.screenshot(path=str(OUT / name), full_page=False)
+            page.screenshot(path=str(OUT / name), full_page=True)
             context.close()
             print("wrote", OUT / name)
         browser.close()
