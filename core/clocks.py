@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, select, update
 
 from core.calendar import DEFAULT, BusinessCalendar
 from core.db import db, utcnow
 from core.i18n import pick
-from core.models import CalendarRecord, Company, Membership, Notification, Obligation
+from core.models import CalendarRecord, Company, Membership, Obligation
+from core.notify import notify_rows
 from core.tenancy import require_company, unscoped
 
 
@@ -275,4 +276,4 @@ def _notify(raised: Iterable[Any], kinds: dict[str, ObligationKind], now: dateti
             for user_id in sorted(recipients)
         ]
     if rows:
-        db.session.execute(insert(Notification), rows)
+        notify_rows(rows)  # one INSERT; e-mail after commit when SMTP is configured

@@ -7,6 +7,9 @@
 ``GUANXI_BROKER_URL``      Celery broker (Redis) for background work; unset: local threads
 ``GUANXI_TRACE_HOOKS``     ``1`` logs every plugin hook call
 ``GUANXI_PLUGINS``         extra plugin modules to load, comma-separated dotted paths
+``GUANXI_MAIL_SERVER``     SMTP host for notification e-mail; unset: in-app notifications only
+``GUANXI_MAIL_*``          ``PORT`` (25), ``USE_TLS`` (``1``: STARTTLS), ``USERNAME``, ``PASSWORD``,
+                           ``DEFAULT_SENDER``, ``BASE_URL`` (site address for links in e-mail)
 =========================  ==========================================================
 
 A mapping passed to :func:`core.app.create_app` overrides all of these (tests use it).
@@ -62,6 +65,14 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "PLUGINS": [p for p in os.environ.get("GUANXI_PLUGINS", "").split(",") if p],
         # Entry-point discovery of third-party plugins; tests may turn it off.
         "LOAD_ENTRY_POINTS": True,
+        # Notification e-mail (core/notify.py); no MAIL_SERVER: in-app notifications only.
+        "MAIL_SERVER": os.environ.get("GUANXI_MAIL_SERVER") or None,
+        "MAIL_PORT": int(os.environ.get("GUANXI_MAIL_PORT") or 25),
+        "MAIL_USE_TLS": os.environ.get("GUANXI_MAIL_USE_TLS", "").lower() in ("1", "true", "yes"),
+        "MAIL_USERNAME": os.environ.get("GUANXI_MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": os.environ.get("GUANXI_MAIL_PASSWORD") or None,
+        "MAIL_DEFAULT_SENDER": os.environ.get("GUANXI_MAIL_DEFAULT_SENDER") or "guanxi@localhost",
+        "MAIL_BASE_URL": os.environ.get("GUANXI_MAIL_BASE_URL") or "",
     }
     config.update(overrides)
     if not config["SECRET_KEY"]:

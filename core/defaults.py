@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import classify, clocks
+from core import classify, clocks, interactions
 from core.choices import Choice
 from core.clocks import ObligationKind
 from core.db import db
@@ -214,6 +214,13 @@ def guanxi_jobs() -> list[Job]:
             daily("03:00"),
             label="Customers: recompute value tier, loyalty and lifecycle stage",
             label_zh="客户分级：重算价值等级、忠诚度与生命周期",
+        ),
+        Job(
+            "interactions.overdue",
+            interactions.remind_overdue,
+            daily("08:30"),
+            label="Next steps: remind each user of their overdue ones",
+            label_zh="待办跟进：提醒逾期未完成的跟进",
         ),
     ]
 

@@ -19,6 +19,7 @@ from core.channels import seed_demo as seed_channels_demo
 from core.classify import seed_demo as seed_identify_demo
 from core.db import db, utcnow
 from core.followup import seed_demo as seed_followup_demo
+from core.interactions import seed_demo as seed_activity_demo
 from core.models import (
     CalendarRecord,
     Channel,
@@ -219,5 +220,6 @@ def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.
             workflow.transition(ticket, step, user=agent, inputs={"comment": "处理完毕"}, at=moment)
     seed_followup_demo(users)  # service recovery and follow-ups (回访) on these tickets
     seed_channels_demo(channels, customers, rng)  # sub-dealers, claims, one channel conflict
+    seed_activity_demo(users, customers, rng)  # next steps, comments with @mentions, bell
     # Keep LAST: revenues, duplicate customers, then classifies everything seeded above.
     seed_identify_demo(customers, rng, fake)

@@ -143,3 +143,10 @@ def guanxi_record_panels(subject_type: str, subject: Any) -> list[Panel]:
     if subject_type == "service_ticket":
         return [Panel("Sample ticket panel", lambda: f"sample panel for #{subject.id}", "示例面板")]
     return []
+
+
+@hookimpl
+def guanxi_dashboard_widgets(company: Any, user: Any) -> list[Panel]:
+    calls.append(("dashboard", company.id))
+    text = f"sample widget for {company.code}, {user.email}"
+    return [Panel("Sample widget", lambda: text, "示例小部件", order=15)]

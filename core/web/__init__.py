@@ -23,6 +23,12 @@ def register(app: Flask) -> None:
 
     app.register_blueprint(channels.bp)
     app.register_blueprint(dashboard.bp)
+    from core.web import comments, interactions, notifications
+
+    app.register_blueprint(interactions.bp)
+    app.register_blueprint(notifications.bp)
+    app.register_blueprint(comments.bp)
+    app.context_processor(notifications.template_context)
     app.register_blueprint(v1.bp)
     from core.app import csrf
 

@@ -12,14 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, g, render_template
+from flask import Blueprint, current_app, g, render_template
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from markupsafe import Markup
+from sqlalchemy import func, or_, select
 
 from core import choices, clocks
 from core.db import db, utcnow
-from core.models import Company, Customer, Interaction, ServiceTicket
+from core.models import Company, Customer, Interaction, Obligation, ServiceTicket, Team
 from core.tenancy import current_company_id
 from core.web.panels import Panel
 
@@ -30,9 +31,10 @@ NEXT_STEPS_SHOWN = 6
 
 @bp.before_request
 @login_required
-def _guard() -> None:
-    if current_company_id() is None:
-        abort(403, _("You are not a member of any company yet; ask an administrator to add you."))
+def _guard() -> Any:
+    if current_company_id() is None:  # no membership (yet): a page that says so, not an error
+        return render_template("dashboard/no_company.html")
+    return None
 
 
 @dataclass
@@ -89,23 +91,63 @@ def my_tickets() -> Panel:
     return Panel("My open tickets", render, "我的待办工单", order=10)
 
 
+def my_team_ids() -> list[int]:
+    """The user's team in the company and the teams they manage."""
+    member = g.get("membership")
+    ids = set(db.session.scalars(select(Team.id).where(Team.manager_id == current_user.id)))
+    if member is not None and member.team_id:
+        ids.add(member.team_id)
+    return sorted(ids)
+
+
+def team_sla_counts(team_ids: list[int]) -> dict[str, int]:
+    """Open ticket clocks per status (``running``, ``at_risk``, ``breached``, ``paused``) of the
+    tickets of ``team_ids`` or assigned to the user: one GROUP BY over the obligation rows, with
+    the engine's own status rule (:meth:`Obligation.status_expr`)."""
+    status = Obligation.status_expr(utcnow())
+    mine = ServiceTicket.assignee_id == current_user.id
+    rows = db.session.execute(
+        select(status, func.count())
+        .join(
+            ServiceTicket,
+            (Obligation.subject_type == "service_ticket")
+            & (Obligation.subject_id == ServiceTicket.id),
+        )
+        .where(
+            Obligation.met_at.is_(None),
+            or_(ServiceTicket.team_id.in_(team_ids), mine) if team_ids else mine,
+        )
+        .group_by(status)
+    ).all()
+    return {key: n for key, n in rows}
+
+
 def sla_health() -> Panel:
-    """Open SLA clocks of the company: on track, at risk, breached, paused."""
+    """Open SLA clocks of the user's team (or their own tickets without a team); managers and
+    admins also see the whole company's (from :func:`core.clocks.status_counts`)."""
 
     def render() -> str:
-        counts = clocks.status_counts()
+        teams = my_team_ids()
+        counts = team_sla_counts(teams)
+        scope = "&".join(f"team={t}" for t in teams) if teams else "mine=1"
         labels = [
             ("running", _("On track"), None),
-            ("at_risk", _("At risk"), "/tickets/?sla=at_risk"),
-            ("breached", _("Breached"), "/tickets/?sla=breached"),
+            ("at_risk", _("At risk"), f"/tickets/?sla=at_risk&{scope}"),
+            ("breached", _("Breached"), f"/tickets/?sla=breached&{scope}"),
             ("paused", _("Paused"), None),
         ]
+        member = g.get("membership")
+        company = None
+        if member is not None and member.role in ("admin", "manager"):
+            company = clocks.status_counts()
         return render_template(
             "dashboard/_sla.html",
             items=[(key, label, counts.get(key, 0), link) for key, label, link in labels],
+            has_team=bool(teams),
+            company=company,
         )
 
-    return Panel("Service deadlines", render, "服务时限", order=20)
+    return Panel("Service deadlines: my team", render, "服务时限：我的团队", order=20)
 
 
 def next_steps() -> Panel:
@@ -198,11 +240,22 @@ def widgets() -> list[Panel]:
     return sorted(found, key=lambda p: (p.order, p.text))
 
 
+def draw(panel: Panel) -> Markup:
+    """A widget's HTML; a widget that fails says so in its box instead of failing the page."""
+    try:
+        return panel.html()
+    except Exception:  # a plugin's bug must not take the whole dashboard down
+        current_app.logger.exception("dashboard widget %r failed", panel.title)
+        db.session.rollback()
+        return Markup('<p class="error">%s</p>') % _("This widget could not be drawn.")
+
+
 @bp.route("/")
 def index() -> str:
     member = g.get("membership")
+    boxes = [(panel, draw(panel)) for panel in widgets()]
     return render_template(
-        "dashboard/index.html", widgets=widgets(), role=member.role if member else None
+        "dashboard/index.html", widgets=boxes, role=member.role if member else None
     )
 
 

@@ -35,6 +35,7 @@ CORE_MENU = [
     MenuItem("customers.index", "Customers", "客户", 10),
     MenuItem("channels.index", "Channels", "渠道", 30),
     MenuItem("tickets.index", "Tickets", "服务工单", 40),
+    MenuItem("interactions.next_steps", "Next steps", "待办跟进", 50),
     MenuItem("settings.index", "Settings", "设置", 90, roles=("admin", "manager")),
 ]
 
