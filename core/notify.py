@@ -100,7 +100,9 @@ def notify_rows(rows: list[dict[str, Any]], *, email: bool = True) -> None:
     )
     if email and mail_configured():
         ids = {r["user_id"] for r in rows}
-        addresses = dict(db.session.execute(select(User.id, User.email).where(User.id.in_(ids))))
+        addresses = dict(
+            db.session.execute(select(User.id, User.email).where(User.id.in_(ids))).all()
+        )
         _queue(
             [
                 _mail(addresses[r["user_id"]], r["message"], r.get("link"))
