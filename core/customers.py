@@ -1,28 +1,65 @@
-"""Customer queries shared by pages, API and export: search, filters, keyset pages, counts."""
+"""Customer queries shared by pages, API and export: search, filters, sorts, keyset pages, counts.
+
+Every query here goes through the ORM, so the company scope (:mod:`core.tenancy`) and the record
+rule (:mod:`core.access`) apply without a word here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.sql import Select
 from werkzeug.datastructures import MultiDict
 
+from core import access  # noqa: F401 - installs the record rule on every ORM query
 from core import fields as ext
+from core.choices import options
 from core.db import db
-from core.models import Customer
+from core.models import Channel, Customer, CustomerTag, Membership, Tag, User
 
-CORE_FILTERS = (
-    "kind",
-    "status",
-    "value_tier",
-    "loyalty",
-    "lifecycle_stage",
-    "owner_id",
-    "channel_id",
-)
+#: Filters on the customer's own columns whose values come from a choice list.
+CHOICE_FILTERS = {
+    "kind": "customer_kind",
+    "status": "customer_status",
+    "value_tier": "value_tier",
+    "loyalty": "loyalty",
+    "lifecycle_stage": "lifecycle_stage",
+}
+#: Filters by id (several values allowed: any of them).
+ID_FILTERS = ("owner_id", "channel_id", "tag")
+CORE_FILTERS = (*CHOICE_FILTERS, *ID_FILTERS)
+
+_MAX_ID = 2**31 - 1
+_PHONE_SEPARATORS = " -()+./"
+
+
+@dataclass(frozen=True)
+class Sort:
+    """A sort order of the list: a column, its direction, whether it may be empty (NULLs last)."""
+
+    key: str
+    column: Any
+    descending: bool
+    nullable: bool
+    kind: str  # "datetime", "decimal" or "text": how the cursor stores the value
+
+
+SORTS: dict[str, Sort] = {
+    "newest": Sort("newest", Customer.created_at, True, False, "datetime"),
+    "name": Sort("name", Customer.name, False, False, "text"),
+    "last_contact": Sort("last_contact", Customer.last_contact_at, True, True, "datetime"),
+    "revenue": Sort("revenue", Customer.revenue, True, True, "decimal"),
+}
+DEFAULT_SORT = "newest"
 
 
 def extension_fields(model: str = "customer") -> list[ext.Field]:
@@ -33,6 +70,40 @@ def extension_fields(model: str = "customer") -> list[ext.Field]:
     return current().registry.fields_for(model, enabled_plugins())
 
 
+def phone_digits(value: str) -> str:
+    """``"138-0013-8000"`` → ``"13800138000"``: the separators people type dropped."""
+    return "".join(ch for ch in value if ch not in _PHONE_SEPARATORS)
+
+
+def _normalised_phone() -> Any:
+    expr: Any = func.coalesce(Customer.phone, "")
+    for ch in _PHONE_SEPARATORS:
+        expr = func.replace(expr, ch, "")
+    return expr
+
+
+def search_clause(q: str) -> Any:
+    """Customers whose name, phone (as typed, or its digits), e-mail or code contain ``q``."""
+    clauses = [
+        Customer.name.contains(q, autoescape=True),
+        Customer.phone.contains(q, autoescape=True),
+        Customer.email.contains(q, autoescape=True),
+        Customer.code.contains(q, autoescape=True),
+    ]
+    digits = phone_digits(q)
+    if len(digits) >= 3 and digits.isascii() and digits.isdigit() and digits != q:
+        clauses.append(_normalised_phone().contains(digits, autoescape=True))
+    elif len(q) >= 3 and q.isascii() and q.isdigit():
+        clauses.append(_normalised_phone().contains(q, autoescape=True))
+    return or_(*clauses)
+
+
+def _ids(values: list[str]) -> list[int] | None:
+    if not all(v.isascii() and v.isdigit() and 0 < int(v) <= _MAX_ID for v in values):
+        return None
+    return [int(v) for v in values]
+
+
 def query(args: MultiDict) -> tuple[Select, dict[str, str], list[ext.Field]]:
     """The customer query for request ``args``: search ``q``, core and extension filters.
 
@@ -41,65 +112,180 @@ def query(args: MultiDict) -> tuple[Select, dict[str, str], list[ext.Field]]:
     """
     fields = extension_fields()
     stmt = ext.join(select(Customer), Customer, fields)
-    q = (args.get("q") or "").strip()
-    if q:
-        stmt = stmt.where(
-            or_(
-                Customer.name.contains(q, autoescape=True),
-                Customer.phone.contains(q, autoescape=True),
-                Customer.email.contains(q, autoescape=True),
-                Customer.code == q,
-            )
-        )
     errors: dict[str, str] = {}
-    for name in CORE_FILTERS:
+    q = (args.get("q") or "").strip()
+    if "\x00" in q or len(q) > 200:
+        errors["q"] = "must be at most 200 characters of text"
+    elif q:
+        stmt = stmt.where(search_clause(q))
+    for name, list_name in CHOICE_FILTERS.items():
         values = [v for v in args.getlist(name) if v]
         if not values:
             continue
-        column = getattr(Customer, name)
-        if name.endswith("_id"):
-            if not all(v.isdigit() for v in values):
-                errors[name] = "must be a number"
-                continue
-            values = [int(v) for v in values]
-        stmt = stmt.where(column.in_(values))
+        allowed = {value for value, _label in options(list_name)}
+        unknown = [v for v in values if v not in allowed]
+        if unknown:
+            errors[name] = f"unknown value {unknown[0][:40]!r}"
+            continue
+        stmt = stmt.where(getattr(Customer, name).in_(values))
+    for name in ID_FILTERS:
+        raw = [v for v in args.getlist(name) if v]
+        if not raw:
+            continue
+        ids = _ids(raw)
+        if ids is None:
+            errors[name] = "must be the id of a record (a whole number)"
+        elif name == "tag":
+            tagged = select(CustomerTag.customer_id).where(CustomerTag.tag_id.in_(ids))
+            stmt = stmt.where(Customer.id.in_(tagged))
+        else:
+            stmt = stmt.where(getattr(Customer, name).in_(ids))
     stmt, ext_errors = ext.apply_filters(stmt, fields, args)
     errors.update(ext_errors)
     return stmt, errors, fields
 
 
+# -- keyset cursors ---------------------------------------------------------------------------
+
+
+def encode_cursor(sort: Sort, customer: Customer) -> str:
+    """An opaque cursor after ``customer`` in ``sort``: its sort value and id."""
+    value = getattr(customer, sort.column.key)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    elif isinstance(value, Decimal):
+        value = str(value)
+    raw = json.dumps([value, customer.id], ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, int] | None:
+    """``(value, id)`` of a cursor made by :func:`encode_cursor`, or ``None`` when malformed."""
+    if not cursor.isascii() or len(cursor) > 600:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value, row_id = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        return None
+    if not isinstance(row_id, int) or isinstance(row_id, bool) or not 0 < row_id <= _MAX_ID:
+        return None
+    if value is None:
+        return (None, row_id) if sort.nullable else None
+    if not isinstance(value, str):
+        return None
+    try:
+        if sort.kind == "datetime":
+            return datetime.fromisoformat(value), row_id
+        if sort.kind == "decimal":
+            number = Decimal(value)
+            return (number, row_id) if number.is_finite() else None
+    except (ValueError, InvalidOperation):
+        return None
+    return (value, row_id) if "\x00" not in value else None
+
+
+def _order(sort: Sort) -> list[Any]:
+    col, ident = sort.column, Customer.id
+    order = [col.desc(), ident.desc()] if sort.descending else [col.asc(), ident.asc()]
+    return [col.is_(None).asc(), *order] if sort.nullable else order
+
+
+def _after(sort: Sort, value: Any, row_id: int) -> Any:
+    """Rows after ``(value, row_id)`` in ``sort`` (empty values last)."""
+    col, ident = sort.column, Customer.id
+    beyond = ident < row_id if sort.descending else ident > row_id
+    if value is None:
+        return and_(col.is_(None), beyond)
+    further = col < value if sort.descending else col > value
+    clause = or_(further, and_(col == value, beyond))
+    return or_(clause, col.is_(None)) if sort.nullable else clause
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
 @dataclass
 class Page:
+    """One page of the customer list, with the names its rows show (loaded once per page)."""
+
     rows: list[tuple[Customer, dict[str, Any]]] = field(default_factory=list)
-    next_after: int | None = None
+    next_after: str | None = None
     count: int = 0
     capped: bool = False
     errors: dict[str, str] = field(default_factory=dict)
     fields: list[ext.Field] = field(default_factory=list)
+    sort: str = DEFAULT_SORT
+    owners: dict[int, str] = field(default_factory=dict)
+    channels: dict[int, str] = field(default_factory=dict)
+    tags: dict[int, list[str]] = field(default_factory=dict)
 
 
 def page(args: MultiDict, size: int, cap: int) -> Page:
-    """One keyset page (newest first; ``after`` is the last id seen) and a capped count."""
+    """One keyset page in the requested ``sort`` (``after`` is the cursor) and a capped count."""
     stmt, errors, fields = query(args)
     result = Page(errors=errors, fields=fields)
+    sort_key = args.get("sort") or DEFAULT_SORT
+    if sort_key not in SORTS:
+        result.errors["sort"] = "must be one of " + ", ".join(SORTS)
+        return result
+    sort = SORTS[sort_key]
+    result.sort = sort_key
+    after = args.get("after", "")
+    position = decode_cursor(sort, after) if after else None
+    if after and position is None:
+        result.errors["after"] = "must be the cursor of the last page (next_after)"
+    if result.errors:
+        return result
     counted = db.session.scalar(
         select(func.count()).select_from(
             stmt.with_only_columns(Customer.id).limit(cap + 1).subquery()
         )
     )
     result.count, result.capped = min(counted, cap), counted > cap
-    after = args.get("after", "")
-    if after:
-        if not after.isascii() or not after.isdigit() or int(after) >= 2**31:
-            result.errors["after"] = "must be the id of the last row seen (a whole number)"
-            return result
-        stmt = stmt.where(Customer.id < int(after))
-    rows = db.session.execute(stmt.order_by(Customer.id.desc()).limit(size + 1)).all()
+    if position is not None:
+        stmt = stmt.where(_after(sort, *position))
+    rows = db.session.execute(stmt.order_by(*_order(sort)).limit(size + 1)).all()
     for row in rows[:size]:
         result.rows.append((row[0], {f.key: row._mapping[f.key] for f in fields}))
     if len(rows) > size:
-        result.next_after = rows[size - 1][0].id
+        result.next_after = encode_cursor(sort, rows[size - 1][0])
+    customers = [c for c, _values in result.rows]
+    if customers:
+        result.owners, result.channels, result.tags = related_names(customers)
     return result
+
+
+def related_names(
+    customers: Iterable[Customer],
+) -> tuple[dict[int, str], dict[int, str], dict[int, list[str]]]:
+    """Owner names, channel names and tag names of ``customers``: one query each."""
+    rows = list(customers)
+    owner_ids = sorted({c.owner_id for c in rows if c.owner_id})
+    channel_ids = sorted({c.channel_id for c in rows if c.channel_id})
+    owners = dict(
+        db.session.execute(select(User.id, User.name).where(User.id.in_(owner_ids))).all()
+    )
+    channels = dict(
+        db.session.execute(
+            select(Channel.id, Channel.name).where(Channel.id.in_(channel_ids))
+        ).all()
+    )
+    return owners, channels, tags_of([c.id for c in rows])
+
+
+def tags_of(customer_ids: list[int]) -> dict[int, list[str]]:
+    """Tag names of each customer (by name), one query."""
+    tags: dict[int, list[str]] = {}
+    stmt = (
+        select(CustomerTag.customer_id, Tag.name)
+        .join(Tag, Tag.id == CustomerTag.tag_id)
+        .where(CustomerTag.customer_id.in_(customer_ids))
+        .order_by(Tag.name)
+    )
+    for customer_id, name in db.session.execute(stmt):
+        tags.setdefault(customer_id, []).append(name)
+    return tags
 
 
 def iterate(args: MultiDict, batch: int = 1000) -> Iterator[tuple[Customer, dict[str, Any]]]:
@@ -115,3 +301,86 @@ def iterate(args: MultiDict, batch: int = 1000) -> Iterator[tuple[Customer, dict
             yield row[0], {f.key: row._mapping[f.key] for f in fields}
         last = rows[-1][0].id
         db.session.expunge_all()
+
+
+# -- choices for the filter bar and the form --------------------------------------------------
+
+
+def members() -> list[tuple[int, str]]:
+    """``(user id, name)`` of the company's members, by name (owners to choose from)."""
+    stmt = (
+        select(User.id, User.name)
+        .join(Membership, Membership.user_id == User.id)
+        .order_by(User.name, User.id)
+    )
+    return [(row.id, row.name) for row in db.session.execute(stmt)]
+
+
+def channel_options() -> list[tuple[int, str]]:
+    """``(channel id, name)`` of the company's channels, by name."""
+    stmt = select(Channel.id, Channel.name).order_by(Channel.name, Channel.id)
+    return [(row.id, row.name) for row in db.session.execute(stmt)]
+
+
+def tag_options() -> list[tuple[int, str]]:
+    """``(tag id, name)`` of the company's tags, by name."""
+    return [
+        (row.id, row.name)
+        for row in db.session.execute(select(Tag.id, Tag.name).order_by(Tag.name))
+    ]
+
+
+def split_tags(text: str | Iterable[str] | None) -> list[str]:
+    """Tag names from a comma-separated text (``,`` ``，`` ``、`` ``;``), trimmed, deduplicated."""
+    if text is None:
+        return []
+    parts = re.split(r"[,，、;；]", text) if isinstance(text, str) else list(text)
+    seen: dict[str, None] = {}
+    for part in parts:
+        name = " ".join(part.split())
+        if name and name.casefold() not in {s.casefold() for s in seen}:
+            seen[name] = None
+    return list(seen)
+
+
+def set_tags(customer: Customer, names: list[str]) -> None:
+    """Make ``names`` the customer's tags, creating tags the company does not have yet."""
+    existing = {t.name: t for t in db.session.scalars(select(Tag).where(Tag.name.in_(names)))}
+    wanted = []
+    for name in names:
+        tag = existing.get(name)
+        if tag is None:
+            tag = Tag(name=name)
+            db.session.add(tag)
+            existing[name] = tag
+        wanted.append(tag)
+    db.session.flush()
+    current = {
+        link.tag_id: link
+        for link in db.session.scalars(
+            select(CustomerTag).where(CustomerTag.customer_id == customer.id)
+        )
+    }
+    keep = {t.id for t in wanted}
+    for tag_id, link in current.items():
+        if tag_id not in keep:
+            db.session.delete(link)
+    for tag in wanted:
+        if tag.id not in current:
+            db.session.add(CustomerTag(customer_id=customer.id, tag_id=tag.id))
+    db.session.flush()
+
+
+def get_visible(customer_id: int) -> Customer | None:
+    """The customer ``customer_id`` if it exists in the company and the record rule shows it."""
+    if not 0 < customer_id <= _MAX_ID:
+        return None
+    return db.session.scalar(select(Customer).where(Customer.id == customer_id))
+
+
+def exists_hidden(customer_id: int) -> bool:
+    """Whether ``customer_id`` is a customer of the company that the record rule hides."""
+    if not 0 < customer_id <= _MAX_ID:
+        return False
+    with access.all_customers():
+        return db.session.scalar(select(Customer.id).where(Customer.id == customer_id)) is not None

@@ -72,6 +72,12 @@ CHOICES = {
         ("meeting", "Meeting", "会议"),
         ("follow_up", "Follow-up", "回访"),
     ],
+    "customer_status": [
+        ("potential", "Prospect", "潜在客户"),
+        ("existing", "Customer", "现有客户"),
+        ("inactive", "Inactive", "休眠客户"),
+        ("lost", "Lost", "流失客户"),
+    ],
     "decision_role": [
         ("buyer", "Buyer", "购买者"),
         ("influencer", "Influencer", "影响者"),

@@ -15,7 +15,7 @@ from flask_login import current_user
 from marshmallow_sqlalchemy import SQLAlchemyAutoSchema
 from werkzeug.exceptions import HTTPException
 
-from core import audit, customers
+from core import access, audit, customers
 from core import fields as ext
 from core.choices import options
 from core.db import db
@@ -78,7 +78,20 @@ def _body() -> dict[str, Any]:
 
 
 def _dump(customer: Customer, values: dict[str, Any], fields: list[ext.Field]) -> dict[str, Any]:
-    return {**CustomerSchema().dump(customer), **ext.dump(fields, values)}
+    data = {**CustomerSchema().dump(customer), **ext.dump(fields, values)}
+    data["phone"] = access.phone(customer.phone) or None  # masked without the PII permission
+    return data
+
+
+def _visible(customer_id: int) -> Any:
+    """The customer, or an error answer: 404, or 403 naming the record rule that hides it."""
+    customer = customers.get_visible(customer_id)
+    if customer is not None:
+        return customer
+    if customers.exists_hidden(customer_id):
+        rule = access.current_rule()
+        return error(403, "record_rule", f"hidden by the record rule {rule!r} of your role")
+    return error(404, "not_found", "no such customer")
 
 
 def _load(data: dict[str, Any], fields: list[ext.Field], partial: bool) -> tuple[dict, dict]:
@@ -131,7 +144,9 @@ def list_customers() -> Any:
 
 @bp.get("/customers/<int:customer_id>")
 def get_customer(customer_id: int) -> Any:
-    customer = db.get_or_404(Customer, customer_id)
+    customer = _visible(customer_id)
+    if not isinstance(customer, Customer):
+        return customer
     fields = customers.extension_fields()
     return jsonify(_dump(customer, ext.load(fields, [customer.id])[customer.id], fields))
 
@@ -154,7 +169,9 @@ def create_customer() -> Any:
 
 @bp.patch("/customers/<int:customer_id>")
 def update_customer(customer_id: int) -> Any:
-    customer = db.get_or_404(Customer, customer_id)
+    customer = _visible(customer_id)
+    if not isinstance(customer, Customer):
+        return customer
     fields = customers.extension_fields()
     try:
         values, ext_values = _load(_body(), fields, partial=True)

@@ -12,6 +12,9 @@ def register(app: Flask) -> None:
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(customers.bp)
+    from core.web import contacts
+
+    app.register_blueprint(contacts.bp)
     from core.web import tickets
 
     app.register_blueprint(tickets.bp)

@@ -1,0 +1,163 @@
+"""Record rules: a sales rep sees the customers of their team; a manager all of the company's."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from core import access
+from core.models import CompanySetting, Customer, Membership, Team
+from core.tenancy import company_scope, unscoped
+
+
+@pytest.fixture
+def world(app, db, company, make_user):
+    """Company with two sales teams: reps A and B in team 1, rep C in team 2, and a manager."""
+    acme = company()
+    users = {
+        "a": make_user("sales_rep", acme),
+        "b": make_user("sales_rep", acme),
+        "c": make_user("sales_rep", acme),
+        "boss": make_user("manager", acme),
+        "viewer": make_user("viewer", acme),
+    }
+    with company_scope(acme.id):
+        one, two = Team(name="销售一部"), Team(name="销售二部")
+        db.session.add_all([one, two])
+        db.session.flush()
+        with unscoped():
+            for key, team in (("a", one), ("b", one), ("c", two)):
+                member = db.session.scalar(
+                    select(Membership).where(Membership.user_id == users[key].id)
+                )
+                member.team_id = team.id
+        for key in ("a", "b", "c", "boss"):
+            db.session.add(
+                Customer(name=f"客户-{key}", owner_id=users[key].id, phone="13800138000")
+            )
+        db.session.add(Customer(name="客户-nobody"))
+        db.session.commit()
+        ids = {c.name: c.id for c in db.session.scalars(select(Customer))}
+    return SimpleNamespace(id=acme.id), {key: user.id for key, user in users.items()}, ids
+
+
+def log_in(client, user_id, company):
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user_id)
+        session["_fresh"] = True
+        session["company_id"] = company.id
+
+
+def names(client, url="/api/v1/customers"):
+    return sorted(row["name"] for row in client.get(url).get_json()["data"])
+
+
+def test_a_rep_sees_own_and_teammates_customers_only(client, world):
+    acme, users, ids = world
+    log_in(client, users["a"], acme)
+    assert names(client) == ["客户-a", "客户-b"]
+    page = client.get("/customers/").get_data(as_text=True)
+    assert "客户-a" in page and "客户-b" in page
+    assert "客户-c" not in page and "客户-boss" not in page and "客户-nobody" not in page
+    assert "2 customers" in page or "2 位客户" in page or ">2" in page
+
+
+def test_rep_of_the_other_team_sees_only_theirs(client, world):
+    acme, users, _ids = world
+    log_in(client, users["c"], acme)
+    assert names(client) == ["客户-c"]
+
+
+def test_a_manager_sees_every_customer(client, world):
+    acme, users, _ids = world
+    log_in(client, users["boss"], acme)
+    assert names(client) == ["客户-a", "客户-b", "客户-boss", "客户-c", "客户-nobody"]
+
+
+def test_a_hidden_customer_page_is_refused_naming_the_rule(client, world):
+    acme, users, ids = world
+    log_in(client, users["a"], acme)
+    assert client.get(f"/customers/{ids['客户-b']}").status_code == 200
+    refused = client.get(f"/customers/{ids['客户-c']}")
+    assert refused.status_code == 403
+    assert "own_or_team" in refused.get_data(as_text=True)
+    assert client.get(f"/customers/{ids['客户-c']}/edit").status_code == 403
+    assert client.get(f"/customers/{ids['客户-c']}/contacts/new").status_code == 403
+    assert client.get("/customers/99999").status_code == 404
+    api = client.get(f"/api/v1/customers/{ids['客户-c']}")
+    assert api.status_code == 403 and api.get_json()["error"]["code"] == "record_rule"
+    assert client.patch(f"/api/v1/customers/{ids['客户-c']}", json={"name": "x"}).status_code == 403
+
+
+def test_search_and_export_obey_the_rule(client, world):
+    acme, users, _ids = world
+    log_in(client, users["a"], acme)
+    found = client.get("/customers/?q=138-0013-8000").get_data(as_text=True)
+    assert "客户-a" in found and "客户-c" not in found
+    csv = client.get("/customers/export.csv").get_data(as_text=True)
+    assert "客户-a" in csv and "客户-b" in csv
+    assert "客户-c" not in csv and "客户-boss" not in csv and "客户-nobody" not in csv
+
+
+def test_the_company_can_narrow_a_role_further(app, db, client, world):
+    acme, users, _ids = world
+    with company_scope(acme.id):
+        db.session.add(CompanySetting(key=access.SETTING_KEY, value={"sales_rep": "own"}))
+        db.session.commit()
+    log_in(client, users["a"], acme)
+    assert names(client) == ["客户-a"]
+
+
+def test_an_unknown_rule_name_fails_closed(app, db, client, world):
+    acme, users, _ids = world
+    with company_scope(acme.id):
+        db.session.add(CompanySetting(key=access.SETTING_KEY, value={"manager": "typo"}))
+        db.session.commit()
+    log_in(client, users["boss"], acme)
+    assert names(client) == ["客户-boss"]
+
+
+def test_reassigning_out_of_the_team_takes_the_customer_out_of_sight(client, world):
+    acme, users, ids = world
+    log_in(client, users["a"], acme)
+    response = client.post(
+        f"/customers/{ids['客户-a']}/edit",
+        data={"name": "客户-a", "kind": "consumer", "status": "existing", "owner_id": users["c"]},
+    )
+    assert response.status_code == 302 and response.location.endswith("/customers/")
+    assert names(client) == ["客户-b"]
+
+
+def test_a_viewer_sees_phone_numbers_masked(client, world):
+    acme, users, ids = world
+    log_in(client, users["viewer"], acme)
+    page = client.get("/customers/").get_data(as_text=True)
+    assert "138****8000" in page and "13800138000" not in page
+    detail = client.get(f"/customers/{ids['客户-a']}").get_data(as_text=True)
+    assert "138****8000" in detail and "13800138000" not in detail
+    assert client.get(f"/api/v1/customers/{ids['客户-a']}").get_json()["phone"] == "138****8000"
+    assert "13800138000" not in client.get("/customers/export.csv").get_data(as_text=True)
+    assert client.get("/customers/new").status_code == 403
+    log_in(client, users["boss"], acme)
+    assert "13800138000" in client.get(f"/customers/{ids['客户-a']}").get_data(as_text=True)
+
+
+def test_rules_do_not_narrow_cli_and_tests(db, world):
+    acme, _users, _ids = world
+    with company_scope(acme.id):
+        assert len(db.session.scalars(select(Customer)).all()) == 5
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("13800138000", "138****8000"),
+        ("010-65529988", "010****9988"),
+        ("12345", "****45"),
+        ("", ""),
+    ],
+)
+def test_mask_phone(raw, masked):
+    assert access.mask_phone(raw) == masked
