@@ -1,20 +1,21 @@
 """Channels (渠道): the hierarchy, what each channel brings, claims and channel conflict.
 
-Everything here is set-based SQL that works the same on SQLite and PostgreSQL:
+Everything here is set-based SQL that works the same on SQLite and PostgreSQL (see
+docs/channels.md for the rules as users read them):
 
 * **Hierarchy.** A channel may have a parent (a distributor and its sub-dealers). The tree is
   walked with recursive CTEs: :func:`tree_cte` gives every channel's depth and a sortable path
-  (list order: parents before their children, siblings in creation order);
+  (list order: each parent right before its children, siblings in creation order);
   :func:`closure_cte` gives (ancestor, descendant) pairs for roll-ups and cycle checks.
 * **What a channel brings.** A channel's *own* customers are those whose ``channel_id`` is the
   channel; its revenue is ``SUM(Customer.revenue)`` over them (a customer without revenue counts
   as a customer adding nothing). Its *network* adds every sub-channel's, at any depth.
   :func:`totals` computes both for any set of channels in one GROUP BY.
-* **Claims and conflict (渠道冲突).** A channel's *claimants* of a customer are the channels that
-  filed a :class:`~core.models.ChannelClaim` on it plus the channel the customer is assigned to
+* **Claims and conflict (渠道冲突).** The *claimants* of a customer are the channels that filed
+  a :class:`~core.models.ChannelClaim` on it plus the channel it is assigned to
   (``Customer.channel_id``); channels whose status is ``terminated`` do not count. A customer is
-  *in conflict* when it has two or more distinct claimants: two channels claim it, or one claims
-  a customer assigned to another. A parent and its sub-channel are distinct channels.
+  *in conflict* when it has two or more distinct claimants: two channels claim it, or a channel
+  claims a customer assigned to another. A parent and its sub-channel are distinct channels.
 """
 
 from __future__ import annotations
@@ -32,16 +33,11 @@ from werkzeug.datastructures import MultiDict
 
 from core import fields as ext
 from core.db import db
-from core.i18n import pick
 from core.models import Channel, ChannelClaim, Customer
 from core.tenancy import require_company
 
-#: Channel statuses with their labels; ``terminated`` channels' claims no longer count.
-STATUSES: dict[str, tuple[str, str]] = {
-    "active": ("Active", "合作中"),
-    "suspended": ("Suspended", "暂停合作"),
-    "terminated": ("Terminated", "已终止"),
-}
+#: Channel statuses (labels live with the pages); ``terminated`` channels' claims stop counting.
+STATUSES = ("active", "suspended", "terminated")
 #: Statuses whose claims and assignments take part in conflicts.
 COUNTING_STATUSES = ("active", "suspended")
 #: Deepest hierarchy walked (a guard against a cycle written around the forms, e.g. by SQL).
@@ -50,17 +46,7 @@ MAX_DEPTH = 32
 MAX_ID = 2**31 - 1
 #: Added to ids to make fixed-width path segments (ten digits for every 32-bit id).
 _PAD = 1_000_000_000
-
-
-def status_label(status: str | None) -> str:
-    """The status in the user's language (the raw value when unknown)."""
-    labels = STATUSES.get(status or "")
-    return pick(*labels) if labels else (status or "")
-
-
-def status_options() -> list[tuple[str, str]]:
-    """``(value, label)`` pairs of the channel statuses."""
-    return [(value, pick(*labels)) for value, labels in STATUSES.items()]
+TRUE_VALUES = ("1", "true", "on", "yes")
 
 
 def extension_fields() -> list[ext.Field]:
@@ -72,8 +58,8 @@ def extension_fields() -> list[ext.Field]:
 
 
 def int_id(raw: str | None) -> int | None:
-    """A positive database id from a request value, else ``None``."""
-    if raw is None or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+    """A positive database id from a request value (ASCII digits), else ``None``."""
+    if raw is None or not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
         return None
     return int(raw)
 
@@ -134,39 +120,35 @@ def closure_cte(company_id: int, ancestors: Iterable[int] | None = None) -> CTE:
     )
 
 
-def descendant_ids(channel_id: int) -> set[int]:
+def descendants(channel_id: int) -> set[int]:
     """The sub-channels of ``channel_id`` at any depth (not the channel itself)."""
     closure = closure_cte(require_company(), [channel_id])
-    return set(db.session.scalars(select(closure.c.descendant_id).where(closure.c.depth > 0))) - {
-        channel_id
-    }
+    found = db.session.scalars(select(closure.c.descendant_id).where(closure.c.depth > 0))
+    return set(found) - {channel_id}
 
 
 def parent_error(channel_id: int | None, parent_id: int | None) -> str | None:
     """Why ``parent_id`` cannot be the parent of ``channel_id`` (``None`` for a new channel), or
-    ``None`` when it can. Messages are in English for :func:`flask_babel.gettext`."""
+    ``None`` when it can: ``"missing"`` (no such channel in the company) or ``"cycle"``."""
     if parent_id is None:
         return None
-    if parent_id > MAX_ID or db.session.get(Channel, parent_id) is None:
-        return "No such channel in this company."
-    if channel_id is not None and (
-        parent_id == channel_id or parent_id in descendant_ids(channel_id)
-    ):
-        return "A channel cannot sit under itself or under one of its own sub-channels."
+    parent = db.session.get(Channel, parent_id) if parent_id <= MAX_ID else None
+    if parent is None or parent.company_id != require_company():  # get() may use the identity map
+        return "missing"
+    if channel_id is not None and (parent_id == channel_id or parent_id in descendants(channel_id)):
+        return "cycle"
     return None
 
 
 def tree_options(exclude: int | None = None) -> list[tuple[int, str, int]]:
     """``(id, name, depth)`` of every channel in tree order, leaving out ``exclude`` and its
-    sub-channels (the parents a channel may take)."""
+    sub-channels (the parents a channel may take). One query."""
     tree = tree_cte(require_company())
     rows = db.session.execute(
         select(Channel.id, Channel.name, tree.c.depth, tree.c.path)
         .join(tree, tree.c.id == Channel.id)
         .order_by(tree.c.path)
     ).all()
-    if exclude is None:
-        return [(r.id, r.name, r.depth) for r in rows]
     prefix = next((r.path for r in rows if r.id == exclude), None)
     return [
         (r.id, r.name, r.depth)
@@ -183,9 +165,9 @@ class Totals:
     """Customers and revenue of a channel: its own, and with all its sub-channels (network)."""
 
     customers: int = 0
-    revenue: Decimal = Decimal(0)
-    network_customers: int = 0
-    network_revenue: Decimal = Decimal(0)
+    revenue: Decimal = Decimal("0.00")
+    total_customers: int = 0
+    total_revenue: Decimal = Decimal("0.00")
 
 
 def totals(channel_ids: Sequence[int]) -> dict[int, Totals]:
@@ -292,146 +274,38 @@ def conflict_counts(channel_ids: Sequence[int]) -> dict[int, int]:
     return {channel_id: n for channel_id, n in rows}
 
 
-@dataclass
-class CustomerClaims:
-    """What the customer page shows: assigned channel, claims, and the conflict if any."""
-
-    assigned: Channel | None
-    claims: list[tuple[ChannelClaim, Channel]]
-    conflict: list[Channel]
-
-
-def customer_claims(customer: Customer) -> CustomerClaims:
-    """Claims on ``customer`` with their channels and its conflict (two queries)."""
-    claims = [
-        (claim, channel)
-        for claim, channel in db.session.execute(
-            select(ChannelClaim, Channel)
-            .join(Channel, Channel.id == ChannelClaim.channel_id)
-            .where(ChannelClaim.customer_id == customer.id)
-            .order_by(ChannelClaim.claimed_at, ChannelClaim.id)
-        ).all()
-    ]
-    assigned = db.session.get(Channel, customer.channel_id) if customer.channel_id else None
-    conflict = conflicts_for([customer.id]).get(customer.id, [])
-    return CustomerClaims(assigned, claims, conflict)
+def claimed_by(customer_ids: Sequence[int]) -> dict[int, list[tuple[ChannelClaim, Channel]]]:
+    """The claims on each customer of ``customer_ids`` with their channels, oldest first."""
+    ids = list(customer_ids)
+    out: dict[int, list[tuple[ChannelClaim, Channel]]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    for claim, channel in db.session.execute(
+        select(ChannelClaim, Channel)
+        .join(Channel, Channel.id == ChannelClaim.channel_id)
+        .where(ChannelClaim.customer_id.in_(ids))
+        .order_by(ChannelClaim.claimed_at, ChannelClaim.id)
+    ):
+        out[claim.customer_id].append((claim, channel))
+    return out
 
 
-# -- the whole tree (the list page) ---------------------------------------------------------
+# -- pages --------------------------------------------------------------------------------------
 
 
 @dataclass
 class Node:
-    """A channel in the tree with what it brings: own customers and revenue, and ``total_*``
-    with every sub-channel; ``conflicts`` counts its customers in conflict."""
+    """A channel with its place in the tree and what it brings (own and network totals);
+    ``conflicts`` counts its customers in conflict."""
 
     channel: Channel
     depth: int = 0
-    children: list[Node] = field(default_factory=list)
-    customers: int = 0
-    revenue: Decimal = Decimal("0.00")
-    total_customers: int = 0
-    total_revenue: Decimal = Decimal("0.00")
-    conflicts: int = 0
-
-
-def tree() -> list[Node]:
-    """Every channel of the company in tree order (each parent right before its children,
-    siblings by name), with totals and conflict counts. Three queries whatever the size."""
-    company_id = require_company()
-    all_channels = list(db.session.scalars(select(Channel).order_by(Channel.name, Channel.id)))
-    nodes = {c.id: Node(c) for c in all_channels}
-    c = Customer.__table__
-    for channel_id, n, rev in db.session.execute(
-        select(c.c.channel_id, func.count(), func.sum(func.coalesce(c.c.revenue, 0)))
-        .where(c.c.company_id == company_id, c.c.channel_id.is_not(None))
-        .group_by(c.c.channel_id)
-    ):
-        if channel_id in nodes:
-            nodes[channel_id].customers, nodes[channel_id].revenue = int(n), _money(rev)
-    for channel_id, n in conflict_counts(list(nodes)).items():
-        nodes[channel_id].conflicts = n
-    roots: list[Node] = []
-    for node in nodes.values():
-        parent = nodes.get(node.channel.parent_id) if node.channel.parent_id else None
-        (parent.children if parent is not None else roots).append(node)
-    out: list[Node] = []
-    seen: set[int] = set()
-
-    def walk(node: Node, depth: int) -> tuple[int, Decimal]:
-        seen.add(node.channel.id)
-        node.depth = depth
-        out.append(node)
-        n, rev = node.customers, node.revenue
-        for child in node.children:
-            if child.channel.id not in seen and depth < MAX_DEPTH:
-                child_n, child_rev = walk(child, depth + 1)
-                n, rev = n + child_n, rev + child_rev
-        node.total_customers, node.total_revenue = n, rev
-        return n, rev
-
-    for root in roots:
-        walk(root, 0)
-    for node in nodes.values():  # channels caught in a cycle written around the forms
-        if node.channel.id not in seen:
-            walk(node, 0)
-    return out
-
-
-def descendants(channel_id: int) -> set[int]:
-    """The sub-channels of ``channel_id`` at any depth (not the channel itself)."""
-    return descendant_ids(channel_id)
-
-
-def conflicted_customers(limit: int = 500) -> list[tuple[Customer, Channel | None, list[Channel]]]:
-    """Customers in conflict (newest first, at most ``limit``): each with its assigned channel
-    and the channels claiming it. Three queries."""
-    company_id = require_company()
-    bad = conflicted(company_id)
-    customers = list(
-        db.session.scalars(
-            select(Customer)
-            .join(bad, bad.c.customer_id == Customer.id)
-            .order_by(Customer.id.desc())
-            .limit(limit)
-        )
-    )
-    ids = [c.id for c in customers]
-    claimers: dict[int, list[Channel]] = {}
-    if ids:
-        for customer_id, channel in db.session.execute(
-            select(ChannelClaim.customer_id, Channel)
-            .join(Channel, Channel.id == ChannelClaim.channel_id)
-            .where(ChannelClaim.customer_id.in_(ids))
-            .order_by(Channel.name, Channel.id)
-        ):
-            claimers.setdefault(customer_id, []).append(channel)
-    assigned_ids = {c.channel_id for c in customers if c.channel_id}
-    assigned = (
-        {
-            ch.id: ch
-            for ch in db.session.scalars(select(Channel).where(Channel.id.in_(assigned_ids)))
-        }
-        if assigned_ids
-        else {}
-    )
-    return [
-        (c, assigned.get(c.channel_id) if c.channel_id else None, claimers.get(c.id, []))
-        for c in customers
-    ]
-
-
-# -- list pages ---------------------------------------------------------------------------------
-
-
-@dataclass
-class ChannelRow:
-    channel: Channel
-    depth: int
-    parent_name: str | None
-    values: dict[str, Any]
+    parent_name: str | None = None
+    children: list[Channel] = field(default_factory=list)
+    has_children: bool = False
     totals: Totals = field(default_factory=Totals)
     conflicts: int = 0
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -445,9 +319,9 @@ class Page:
 
 
 def channel_page(args: MultiDict, size: int, cap: int) -> Page:
-    """One page of the channel tree matching ``args`` (``q``, ``type``, ``status``,
-    ``conflicts=1``; ``after``: the id of the last channel seen), with totals and conflict
-    counts. Four queries whatever the page size."""
+    """One page of the channel tree matching ``args`` -- ``q`` (name, code, territory), ``type``,
+    ``status``, ``conflicts=1``, extension-field filters; ``after`` the id of the last channel
+    seen -- with totals and conflict counts. Five queries whatever the page size."""
     company_id = require_company()
     fields = extension_fields()
     result = Page(fields=fields)
@@ -472,7 +346,7 @@ def channel_page(args: MultiDict, size: int, cap: int) -> Page:
         values = [v for v in args.getlist(name) if v]
         if values:
             stmt = stmt.where(getattr(Channel, name).in_(values))
-    if args.get("conflicts") in ("1", "true", "on", "yes"):
+    if (args.get("conflicts") or "").lower() in TRUE_VALUES:
         who = claimants(company_id)
         bad = conflicted(company_id)
         stmt = stmt.where(
@@ -498,18 +372,39 @@ def channel_page(args: MultiDict, size: int, cap: int) -> Page:
         stmt = stmt.where(tree.c.path > last_path)
     rows = db.session.execute(stmt.order_by(tree.c.path).limit(size + 1)).all()
     for row in rows[:size]:
-        result.rows.append(
-            ChannelRow(
-                row[0], row.depth, row.parent_name, {f.key: row._mapping[f.key] for f in fields}
-            )
-        )
+        values = {f.key: row._mapping[f.key] for f in fields}
+        result.rows.append(Node(row[0], row.depth, row.parent_name, values=values))
     if len(rows) > size:
         result.next_after = rows[size - 1][0].id
-    ids = [r.channel.id for r in result.rows]
-    sums, flags = totals(ids), conflict_counts(ids)
-    for r in result.rows:
-        r.totals, r.conflicts = sums[r.channel.id], flags.get(r.channel.id, 0)
+    ids = [n.channel.id for n in result.rows]
+    _fill(result.rows, ids)
     return result
+
+
+def _fill(nodes: list[Node], ids: list[int]) -> None:
+    """Totals, conflict counts and whether each node has sub-channels (three queries)."""
+    sums, flags = totals(ids), conflict_counts(ids)
+    parents = set()
+    if ids:
+        parents = set(
+            db.session.scalars(select(Channel.parent_id).where(Channel.parent_id.in_(ids)))
+        )
+    for n in nodes:
+        n.totals = sums[n.channel.id]
+        n.conflicts = flags.get(n.channel.id, 0)
+        n.has_children = n.channel.id in parents
+
+
+def node(channel: Channel) -> Node:
+    """``channel`` with its direct sub-channels, totals and conflicts (for its page)."""
+    children = list(
+        db.session.scalars(
+            select(Channel).where(Channel.parent_id == channel.id).order_by(Channel.id)
+        )
+    )
+    found = Node(channel, children=children)
+    _fill([found], [channel.id])
+    return found
 
 
 def customer_page(
@@ -520,31 +415,22 @@ def customer_page(
     if after is not None:
         stmt = stmt.where(Customer.id < after)
     rows = list(db.session.scalars(stmt.order_by(Customer.id.desc()).limit(size + 1)))
-    return rows[:size], rows[size - 1].id if len(rows) > size else None
-
-
-def claims_of(channel_id: int) -> list[tuple[ChannelClaim, Customer]]:
-    """The channel's claims with their customers, newest first (one query)."""
-    return [
-        (claim, customer)
-        for claim, customer in db.session.execute(
-            select(ChannelClaim, Customer)
-            .join(Customer, Customer.id == ChannelClaim.customer_id)
-            .where(ChannelClaim.channel_id == channel_id)
-            .order_by(ChannelClaim.claimed_at.desc(), ChannelClaim.id.desc())
-        ).all()
-    ]
+    return rows[:size], (rows[size - 1].id if len(rows) > size else None)
 
 
 @dataclass
 class ConflictRow:
+    """A customer in conflict, its assigned channel and its claims (claim, channel)."""
+
     customer: Customer
-    channels: list[Channel]
+    assigned: Channel | None
+    claims: list[tuple[ChannelClaim, Channel]]
 
 
 def conflict_page(args: MultiDict, size: int, cap: int) -> Page:
-    """One keyset page (newest customer first) of the customers in conflict, with their
-    claimants; ``channel`` narrows to conflicts a channel takes part in. Three queries."""
+    """One keyset page (newest customer first) of the customers in conflict with their assigned
+    channel and claims; ``channel`` narrows to the conflicts a channel takes part in.
+    Four queries whatever the page size."""
     company_id = require_company()
     result = Page()
     bad = conflicted(company_id)
@@ -574,8 +460,18 @@ def conflict_page(args: MultiDict, size: int, cap: int) -> Page:
         stmt = stmt.where(Customer.id < int(after))
     rows = list(db.session.scalars(stmt.order_by(Customer.id.desc()).limit(size + 1)))
     page = rows[:size]
-    found = conflicts_for([c.id for c in page])
-    result.rows = [ConflictRow(c, found.get(c.id, [])) for c in page]
+    claims = claimed_by([c.id for c in page])
+    assigned_ids = {c.channel_id for c in page if c.channel_id}
+    assigned = {}
+    if assigned_ids:
+        assigned = {
+            ch.id: ch
+            for ch in db.session.scalars(select(Channel).where(Channel.id.in_(assigned_ids)))
+        }
+    result.rows = [
+        ConflictRow(c, assigned.get(c.channel_id) if c.channel_id else None, claims[c.id])
+        for c in page
+    ]
     if len(rows) > size:
         result.next_after = page[-1].id
     return result

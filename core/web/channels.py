@@ -1,12 +1,26 @@
-"""Channel pages (渠道): the tree and what each channel brings, forms, claims, conflicts."""
+"""Channel pages (渠道): the tree and what each channel brings, forms, claims, conflicts.
+
+The queries live in :mod:`core.channels`. Admins and managers keep channels and their claims;
+every other role reads them. A refused form re-renders with the message at the field (422) and
+writes nothing.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -14,9 +28,10 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import DecimalField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from core import audit, channels
+from core import fields as ext
 from core.choices import options
 from core.db import db
 from core.models import Channel, ChannelClaim, Customer
@@ -30,7 +45,10 @@ STATUS_LABELS = {
     "suspended": _l("Suspended"),
     "terminated": _l("Terminated"),
 }
-CUSTOMERS_SHOWN = 50
+#: Customers shown per page on a channel's page.
+CUSTOMERS_SHOWN = 20
+#: Largest credit limit a Numeric(14, 2) column holds.
+MAX_CREDIT = Decimal("999999999999.99")
 
 
 @bp.before_request
@@ -41,33 +59,78 @@ def _guard() -> None:
 
 
 def can_write() -> bool:
-    """Admins and managers keep the channel list; everyone else reads it."""
+    """Admins and managers keep the channels and their claims; everyone else reads them."""
     member = g.get("membership")
     return member is not None and member.role in WRITERS
 
 
 def _require_writer() -> None:
     if not can_write():
-        abort(403, _("Only administrators and managers can change channels."))
+        abort(403, _("Only administrators and managers can change channels and their claims."))
+
+
+# -- forms --------------------------------------------------------------------------------------
+
+
+class Amount:
+    """A finite decimal with at most ``places`` decimals between ``low`` and ``high``.
+
+    (WTForms' ``NumberRange`` cannot compare ``NaN``; ``Decimal("NaN")`` is what a form posting
+    "nan" parses to.)
+    """
+
+    def __init__(self, low: Decimal, high: Decimal, places: int = 2) -> None:
+        self.low, self.high, self.places = low, high, places
+
+    def __call__(self, form: Any, field: Any) -> None:
+        value = field.data
+        if value is None:
+            return
+        if not value.is_finite():
+            raise ValidationError(_("Enter a number."))
+        if value.as_tuple().exponent < -self.places:
+            raise ValidationError(_("At most %(n)s decimal places.", n=self.places))
+        if not self.low <= value <= self.high:
+            raise ValidationError(
+                _("Enter a number from %(low)s to %(high)s.", low=self.low, high=self.high)
+            )
 
 
 class ChannelForm(FlaskForm):
     name = StringField(_l("Name"), validators=[InputRequired(), Length(max=200)])
     code = StringField(_l("Code"), validators=[Optional(), Length(max=40)])
     type = SelectField(_l("Type"), validators=[InputRequired()])
-    parent_id = SelectField(_l("Parent channel"), validators=[Optional()])
+    parent_id = SelectField(_l("Parent channel"), validate_choice=False)
     territory = StringField(_l("Territory"), validators=[Optional(), Length(max=120)])
     commission_rate = DecimalField(
         _l("Commission rate (%)"),
         places=2,
-        validators=[Optional(), NumberRange(min=0, max=100)],
+        validators=[Optional(), Amount(Decimal(0), Decimal(100))],
     )
     credit_limit = DecimalField(
         _l("Credit limit (¥)"),
         places=2,
-        validators=[Optional(), NumberRange(min=0, max=Decimal("999999999999.99"))],
+        validators=[Optional(), Amount(Decimal(0), MAX_CREDIT)],
     )
     status = SelectField(_l("Status"), validators=[InputRequired()])
+
+    #: The channel being edited (``None`` for a new one); set by :func:`channel_form`.
+    channel_id: int | None = None
+
+    def validate_parent_id(self, field: Any) -> None:
+        raw = (field.data or "").strip()
+        if not raw:
+            return
+        parent_id = channels.int_id(raw)
+        problem = (
+            "missing" if parent_id is None else channels.parent_error(self.channel_id, parent_id)
+        )
+        if problem == "missing":
+            raise ValidationError(_("Choose a channel of this company."))
+        if problem == "cycle":
+            raise ValidationError(
+                _("A channel cannot sit under itself or under one of its own sub-channels.")
+            )
 
 
 class ClaimForm(FlaskForm):
@@ -77,44 +140,87 @@ class ClaimForm(FlaskForm):
     note = StringField(_l("Note"), validators=[Optional(), Length(max=300)])
 
 
-def channel_form(channel: Channel | None, **kwargs: Any) -> ChannelForm:
-    """The form with the company's channel types and the parents ``channel`` may have (itself
-    and its sub-channels excluded, so the tree cannot get a cycle)."""
-    form = ChannelForm(obj=channel, **kwargs)
-    form.type.choices = [SelectChoice(v, label) for v, label in options("channel_type")]
-    barred = {channel.id, *channels.descendants(channel.id)} if channel else set()
-    parents = db.session.execute(select(Channel.id, Channel.name).order_by(Channel.name)).all()
+def channel_form(channel: Channel | None, fields: list[ext.Field], **kwargs: Any) -> ChannelForm:
+    """The form with the company's channel types, its extension fields and the parents
+    ``channel`` may take (itself and its sub-channels left out, in tree order)."""
+    form_class = type("ChannelExtForm", (ChannelForm,), ext.form_fields(fields))
+    form = form_class(obj=channel, **kwargs)
+    form.channel_id = channel.id if channel else None
+    types = options("channel_type")
+    if channel is not None and channel.type not in {v for v, _label in types}:
+        types.append((channel.type, channel.type))  # a type of a plugin disabled since
+    form.type.choices = [SelectChoice(v, label) for v, label in types]
     form.parent_id.choices = [SelectChoice("", _("(none: a top-level channel)"))] + [
-        SelectChoice(str(cid), name) for cid, name in parents if cid not in barred
+        SelectChoice(str(cid), "\u3000" * depth + name)
+        for cid, name, depth in channels.tree_options(exclude=channel.id if channel else None)
     ]
-    if channel is not None and request.method == "GET":
-        form.parent_id.data = str(channel.parent_id or "")
+    if request.method == "GET":
+        form.parent_id.data = str(channel.parent_id or "") if channel else ""
     form.status.choices = [SelectChoice(k, str(v)) for k, v in STATUS_LABELS.items()]
+    form.extension_keys = [f.key for f in fields]
     return form
 
 
+def _apply(form: ChannelForm, channel: Channel, fields: list[ext.Field]) -> None:
+    channel.name = form.name.data.strip()
+    channel.code = (form.code.data or "").strip() or None
+    channel.type = form.type.data
+    channel.parent_id = channels.int_id(form.parent_id.data or "")
+    channel.territory = (form.territory.data or "").strip() or None
+    channel.commission_rate = form.commission_rate.data
+    channel.credit_limit = form.credit_limit.data
+    channel.status = form.status.data
+    db.session.add(channel)
+    db.session.flush()
+    values = {}
+    for f in fields:
+        value = form[f.key].data
+        values[f.key] = None if value == "" else value
+    ext.save(fields, channel.id, values)
+
+
+# -- pages --------------------------------------------------------------------------------------
+
+
 @bp.route("/")
-def index() -> str:
-    return render_template(
+def index() -> Any:
+    page = channels.channel_page(
+        request.args, current_app.config["LIST_PAGE_SIZE"], current_app.config["COUNT_CAP"]
+    )
+    html = render_template(
         "channels/index.html",
-        nodes=channels.tree(),
+        page=page,
+        types=options("channel_type"),
         status_labels=STATUS_LABELS,
         can_write=can_write(),
+        display=ext.display,
     )
+    return html, 400 if page.errors else 200
 
 
 @bp.route("/conflicts")
-def conflicts() -> str:
-    return render_template("channels/conflicts.html", rows=channels.conflicted_customers())
+def conflicts() -> Any:
+    page = channels.conflict_page(
+        request.args, current_app.config["LIST_PAGE_SIZE"], current_app.config["COUNT_CAP"]
+    )
+    focus = channels.int_id(request.args.get("channel"))
+    channel = db.session.get(Channel, focus) if focus else None
+    html = render_template(
+        "channels/conflicts.html", page=page, channel=channel, status_labels=STATUS_LABELS
+    )
+    return html, 400 if page.errors else 200
 
 
 @bp.route("/new", methods=["GET", "POST"])
 def create() -> Any:
     _require_writer()
-    form = channel_form(None)
+    fields = channels.extension_fields()
+    form = channel_form(
+        None, fields, data=ext.defaults(fields) if request.method == "GET" else None
+    )
     if form.validate_on_submit():
         channel = Channel()
-        _apply(form, channel)
+        _apply(form, channel, fields)
         audit.record("create", "channel", channel.id)
         db.session.commit()
         flash(_("Channel saved."))
@@ -127,10 +233,12 @@ def create() -> Any:
 @bp.route("/<int:channel_id>/edit", methods=["GET", "POST"])
 def edit(channel_id: int) -> Any:
     _require_writer()
-    channel = db.get_or_404(Channel, channel_id)
-    form = channel_form(channel)
+    channel = _get(channel_id)
+    fields = channels.extension_fields()
+    values = ext.load(fields, [channel.id])[channel.id]
+    form = channel_form(channel, fields, data=values if request.method == "GET" else None)
     if form.validate_on_submit():
-        _apply(form, channel)
+        _apply(form, channel, fields)
         audit.record("update", "channel", channel.id)
         db.session.commit()
         flash(_("Channel saved."))
@@ -140,49 +248,45 @@ def edit(channel_id: int) -> Any:
     )
 
 
-def _apply(form: ChannelForm, channel: Channel) -> None:
-    channel.name = form.name.data.strip()
-    channel.code = (form.code.data or "").strip() or None
-    channel.type = form.type.data
-    channel.parent_id = int(form.parent_id.data) if form.parent_id.data else None
-    channel.territory = (form.territory.data or "").strip() or None
-    channel.commission_rate = form.commission_rate.data
-    channel.credit_limit = form.credit_limit.data
-    channel.status = form.status.data
-    db.session.add(channel)
-    db.session.flush()
-
-
-def _claims(channel: Channel) -> list[tuple[ChannelClaim, Customer, bool]]:
-    rows = db.session.execute(
-        select(ChannelClaim, Customer)
-        .join(Customer, Customer.id == ChannelClaim.customer_id)
-        .where(ChannelClaim.channel_id == channel.id)
-        .order_by(ChannelClaim.claimed_at.desc())
-    ).all()
-    conflicted = channels.conflicts_for([customer.id for _claim, customer in rows])
-    return [(claim, customer, customer.id in conflicted) for claim, customer in rows]
+def _get(channel_id: int) -> Channel:
+    channel = db.session.get(Channel, channel_id) if channel_id <= channels.MAX_ID else None
+    if channel is None or channel.company_id != current_company_id():
+        abort(404)
+    return channel
 
 
 def _render_detail(channel: Channel, claim_form: ClaimForm | None = None, status: int = 200):
-    nodes = {n.channel.id: n for n in channels.tree()}
-    node = nodes.get(channel.id)
-    parent = db.session.get(Channel, channel.parent_id) if channel.parent_id else None
-    customers = db.session.scalars(
-        select(Customer)
-        .where(Customer.channel_id == channel.id)
-        .order_by(Customer.id.desc())
-        .limit(CUSTOMERS_SHOWN + 1)
+    after_raw = request.args.get("after", "")
+    after = channels.int_id(after_raw)
+    if after_raw and after is None:
+        abort(400, _("'after' must be the id of the last customer seen (a whole number)."))
+    customers, next_after = channels.customer_page(channel.id, after, CUSTOMERS_SHOWN)
+    claims = db.session.execute(
+        select(ChannelClaim, Customer)
+        .join(Customer, Customer.id == ChannelClaim.customer_id)
+        .where(ChannelClaim.channel_id == channel.id)
+        .order_by(ChannelClaim.claimed_at.desc(), ChannelClaim.id.desc())
     ).all()
+    in_conflict = channels.conflicts_for(
+        [customer.id for _claim, customer in claims] + [c.id for c in customers]
+    )
+    fields = channels.extension_fields()
+    customer_q = (request.args.get("customer_q") or "").strip()
     return render_template(
         "channels/detail.html",
         channel=channel,
-        node=node,
-        parent=parent,
-        customers=customers[:CUSTOMERS_SHOWN],
-        more_customers=len(customers) > CUSTOMERS_SHOWN,
-        claims=_claims(channel),
+        node=channels.node(channel),
+        parent=db.session.get(Channel, channel.parent_id) if channel.parent_id else None,
+        customers=customers,
+        next_after=next_after,
+        claims=claims,
+        in_conflict=in_conflict,
         claim_form=claim_form or ClaimForm(),
+        customer_q=customer_q,
+        found=channels.find_customers(customer_q) if customer_q and can_write() else [],
+        fields=fields,
+        values=ext.load(fields, [channel.id])[channel.id],
+        display=ext.display,
         status_labels=STATUS_LABELS,
         can_write=can_write(),
     ), status
@@ -190,21 +294,32 @@ def _render_detail(channel: Channel, claim_form: ClaimForm | None = None, status
 
 @bp.route("/<int:channel_id>")
 def detail(channel_id: int) -> Any:
-    return _render_detail(db.get_or_404(Channel, channel_id))
+    return _render_detail(_get(channel_id))
+
+
+def _find_customer(key: str) -> Customer | None:
+    """The customer named by ``key``: ``#<number>`` (as the picker sends), a code, or a number."""
+    customer = None
+    if key.startswith("#"):
+        customer_id = channels.int_id(key[1:])
+        customer = db.session.get(Customer, customer_id) if customer_id else None
+    else:
+        customer = db.session.scalars(select(Customer).where(Customer.code == key)).first()
+        if customer is None and channels.int_id(key) is not None:
+            customer = db.session.get(Customer, int(key))
+    # (get() may answer from the session's identity map: check the company all the same)
+    return customer if customer and customer.company_id == current_company_id() else None
 
 
 @bp.route("/<int:channel_id>/claims", methods=["POST"])
 def add_claim(channel_id: int) -> Any:
-    """Record that this channel claims a customer (by code or number)."""
+    """Record that this channel claims a customer (picked, or given by code or number)."""
     _require_writer()
-    channel = db.get_or_404(Channel, channel_id)
+    channel = _get(channel_id)
     form = ClaimForm()
     if not form.validate_on_submit():
         return _render_detail(channel, form, 422)
-    key = form.customer.data.strip()
-    customer = db.session.scalar(select(Customer).where(Customer.code == key))
-    if customer is None and key.isdigit() and int(key) < 2**31:
-        customer = db.session.get(Customer, int(key))
+    customer = _find_customer(form.customer.data.strip())
     if customer is None:
         form.customer.errors.append(_("No customer with this code or number."))
         return _render_detail(channel, form, 422)
@@ -233,8 +348,10 @@ def add_claim(channel_id: int) -> Any:
 @bp.route("/<int:channel_id>/claims/<int:claim_id>/delete", methods=["POST"])
 def remove_claim(channel_id: int, claim_id: int) -> Any:
     _require_writer()
+    if claim_id > channels.MAX_ID:
+        abort(404)
     claim = db.get_or_404(ChannelClaim, claim_id)
-    if claim.channel_id != channel_id:
+    if claim.channel_id != channel_id or claim.company_id != current_company_id():
         abort(404)
     audit.record("delete", "channel_claim", claim.id, {"customer": claim.customer_id})
     db.session.delete(claim)
@@ -243,23 +360,18 @@ def remove_claim(channel_id: int, claim_id: int) -> Any:
     return redirect(url_for(".detail", channel_id=channel_id))
 
 
-@dataclass
-class CustomerClaims:
-    channels: list[Channel]
-    conflict: bool
+# -- on the customer's page ---------------------------------------------------------------------
 
 
-def channel_claims(customer_id: int) -> CustomerClaims | None:
-    """The channels claiming a customer and whether that is a conflict (two queries)."""
-    claimers = db.session.scalars(
-        select(Channel)
-        .join(ChannelClaim, ChannelClaim.channel_id == Channel.id)
-        .where(ChannelClaim.customer_id == customer_id)
-        .order_by(Channel.name)
-    ).all()
-    if not claimers:
-        return None
-    return CustomerClaims(list(claimers), bool(channels.conflicts_for([customer_id])))
+def channel_claims(customer: Customer) -> dict[str, Any]:
+    """For the customer's page: its assigned channel, the claims on it and, when it is in
+    conflict, the channels involved (three queries)."""
+    assigned = db.session.get(Channel, customer.channel_id) if customer.channel_id else None
+    return {
+        "assigned": assigned,
+        "claims": channels.claimed_by([customer.id])[customer.id],
+        "conflict": channels.conflicts_for([customer.id]).get(customer.id, []),
+    }
 
 
 @bp.app_context_processor
