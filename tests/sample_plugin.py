@@ -17,6 +17,7 @@ from core.extend import (
     Panel,
     State,
     TenantMixin,
+    TimelineEntry,
     Transition,
     Workflow,
     db,
@@ -142,7 +143,17 @@ def guanxi_choices() -> list[Choice]:
 def guanxi_record_panels(subject_type: str, subject: Any) -> list[Panel]:
     if subject_type == "service_ticket":
         return [Panel("Sample ticket panel", lambda: f"sample panel for #{subject.id}", "示例面板")]
+    if subject_type == "customer":
+        return [Panel("Sample customer panel", lambda: f"sample customer panel #{subject.id}")]
     return []
+
+
+@hookimpl
+def guanxi_timeline(customer: Any) -> list[TimelineEntry]:
+    from datetime import UTC, datetime
+
+    moment = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    return [TimelineEntry(moment, "sample", f"Sample record of {customer.name}", link="/sample/")]
 
 
 @hookimpl
