@@ -305,6 +305,11 @@ def seed_demo(users: dict[str, User], customers: list[Customer], rng: random.Ran
     from core.notify import notify
 
     now = utcnow()
+    # Next steps of the older demo interactions were done in time, a day or two after being due.
+    for row in db.session.scalars(
+        select(Interaction).where(open_steps(), Interaction.next_step_due < now - timedelta(days=8))
+    ):
+        row.next_step_done_at = row.next_step_due + timedelta(days=rng.choice([-1, 0, 1]))
     rep, manager = users["sales_rep"], users["manager"]
     steps = ["发送报价单", "安排产品演示", "约见采购负责人", "确认合同条款", "回访使用情况"]
     purposes = ["需求沟通", "合同跟进", "产品介绍", "售后回访"]
@@ -340,8 +345,11 @@ def seed_demo(users: dict[str, User], customers: list[Customer], rng: random.Ran
         (manager, rep, "可以，@{name} 折扣控制在 5% 以内，合同走标准模板。"),
     ]
     for customer in customers[:3]:
-        for author, target, text in texts:
-            add_comment("customer", customer.id, text.format(name=target.name), _Author(author))
+        for hours, (author, target, text) in zip((50, 26, 3), texts, strict=True):
+            comment = add_comment(
+                "customer", customer.id, text.format(name=target.name), _Author(author)
+            )
+            comment.created_at = now - timedelta(hours=hours)
     ticket_ids = list(db.session.scalars(select(ServiceTicket.id).limit(2)))
     agent = users.get("service_agent")
     for ticket_id in ticket_ids:
