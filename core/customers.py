@@ -384,3 +384,32 @@ def exists_hidden(customer_id: int) -> bool:
         return False
     with access.all_customers():
         return db.session.scalar(select(Customer.id).where(Customer.id == customer_id)) is not None
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+DEMO_TAGS = ("重点客户", "VIP", "新客户", "老客户", "待跟进", "价格敏感", "转介绍")
+
+
+def seed_demo(users: dict[str, User], customers: list[Customer], rng: Any, fake: Any) -> None:
+    """Demo data of the customer pages: a second sales team with its own rep (login
+    ``sales_rep2@<company>.demo``), owners spread over the reps of both teams and the manager (so
+    the record rule shows: each rep sees their team's customers), and tags on most customers."""
+    from core.demo import _user
+    from core.models import Team
+
+    rep = users["sales_rep"]
+    domain = rep.email.split("@", 1)[1]
+    second = _user(f"sales_rep2@{domain}", fake.name())
+    team = Team(name="销售二部", manager_id=users["manager"].id)
+    db.session.add(team)
+    db.session.flush()
+    db.session.add(Membership(user_id=second.id, role="sales_rep", team_id=team.id))
+    owners = [rep.id, rep.id, second.id, second.id, users["manager"].id]
+    for i, customer in enumerate(customers):
+        customer.owner_id = owners[i % len(owners)]
+    db.session.flush()
+    for customer in customers:
+        names = rng.sample(DEMO_TAGS, rng.choice([0, 1, 1, 2, 2, 3]))
+        if names:
+            set_tags(customer, names)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from core import clocks, workflow
 from core.channels import seed_demo as seed_channels_demo
 from core.classify import seed_demo as seed_identify_demo
+from core.customers import seed_demo as seed_customers_demo
 from core.db import db, utcnow
 from core.followup import seed_demo as seed_followup_demo
 from core.interactions import seed_demo as seed_activity_demo
@@ -66,6 +67,7 @@ def ensure(echo: Callable[[str], None] = print) -> None:
     for code, name, slug, _plugins in COMPANIES:
         echo(f"  {name} ({code}): " + ", ".join(f"{r}@{slug}.demo" for r in ROLES))
     echo("  boss@guanxi.demo belongs to all three companies (company switcher).")
+    echo("  sales_rep2@<company>.demo: a sales rep of a second team (sees that team's customers).")
 
 
 def create(seed: int = 20261124) -> list[Company]:
@@ -221,5 +223,6 @@ def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.
     seed_followup_demo(users)  # service recovery and follow-ups (回访) on these tickets
     seed_channels_demo(channels, customers, rng)  # sub-dealers, claims, one channel conflict
     seed_activity_demo(users, customers, rng)  # next steps, comments with @mentions, bell
+    seed_customers_demo(users, customers, rng, fake)  # second sales team, owners spread, tags
     # Keep LAST: revenues, duplicate customers, then classifies everything seeded above.
     seed_identify_demo(customers, rng, fake)
