@@ -161,3 +161,21 @@ def test_rules_do_not_narrow_cli_and_tests(db, world):
 )
 def test_mask_phone(raw, masked):
     assert access.mask_phone(raw) == masked
+
+
+def test_demo_reps_of_two_teams_see_different_customers(app, client):
+    from core import demo
+
+    demo.ensure(echo=lambda line: None)
+
+    def visible(email):
+        client.post("/login", data={"email": email, "password": demo.PASSWORD})
+        body = client.get("/api/v1/customers?limit=500").get_json()
+        client.post("/logout")
+        return {row["id"] for row in body["data"]}
+
+    first, second = visible("sales_rep@pharma.demo"), visible("sales_rep2@pharma.demo")
+    everyone = visible("manager@pharma.demo")
+    assert first and second and not first & second
+    assert first | second <= everyone
+    assert len(first) < len(everyone) and len(second) < len(everyone)
