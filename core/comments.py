@@ -174,6 +174,8 @@ def add_comment(
     text = (body or "").strip()
     if not text:
         raise CommentError(_("Write a comment first."))
+    if "\x00" in text:
+        raise CommentError(_("Contains a character that cannot be stored."))
     if len(text) > MAX_BODY:
         raise CommentError(_("At most %(n)s characters.", n=MAX_BODY))
     comment = Comment(subject_type=subject_type, subject_id=subject_id, body=text, user_id=user.id)

@@ -77,6 +77,9 @@ def company_zone(company_id: int | None = None) -> ZoneInfo:
 
 
 def _check(customer: Customer, values: dict[str, Any]) -> None:
+    for name in ("purpose", "result", "next_step"):
+        if isinstance(values.get(name), str) and "\x00" in values[name]:
+            raise InteractionError(_("Contains a character that cannot be stored."), name)
     kinds = {value for value, _label in options("interaction_kind")}
     if values.get("kind") not in kinds:
         raise InteractionError(_("Choose a kind from the list."), "kind")
@@ -202,14 +205,17 @@ class StepsPage:
 def _after_clause(raw: str) -> Any:
     """Keyset condition from a cursor ``<due timestamp or ->:<id>``; ``ValueError`` if bad."""
     due_part, _sep, id_part = raw.partition(":")
-    if not id_part.isascii() or not id_part.isdigit() or len(id_part) > 10:
+    if not id_part.isascii() or not id_part.isdigit() or int(id_part) > 2**31 - 1:
         raise ValueError(raw)
     last_id = int(id_part)
     if due_part == "-":
         return and_(Interaction.next_step_due.is_(None), Interaction.id > last_id)
-    if not due_part.isascii() or not due_part.isdigit() or len(due_part) > 12:
+    if not due_part.isascii() or not due_part.isdigit() or len(due_part) > 11:
         raise ValueError(raw)
-    due = datetime.fromtimestamp(int(due_part), tz=ZoneInfo("UTC"))
+    try:
+        due = datetime.fromtimestamp(int(due_part), tz=ZoneInfo("UTC"))
+    except (OverflowError, OSError) as exc:
+        raise ValueError(raw) from exc
     return or_(
         Interaction.next_step_due > due,
         and_(Interaction.next_step_due == due, Interaction.id > last_id),

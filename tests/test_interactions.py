@@ -314,3 +314,31 @@ def test_the_reminder_is_a_daily_job(app, db, shop, make_user):
     assert jobs.run_due(morning + timedelta(hours=2), only="interactions.overdue") == []
     with company_scope(shop.id):
         assert db.session.scalar(select(Notification.user_id)) == rep.id
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/interactions/next-steps?after=" + "9" * 5000,
+        "/interactions/next-steps?after=99999999999:1",
+        "/interactions/next-steps?after=-:" + "9" * 12,
+        "/interactions/next-steps?who=" + "9" * 5000,
+        "/interactions/new?customer_id=" + "9" * 5000,
+        "/interactions/new?customer_id=1&subject_type=nonsense&subject_id=1",
+        "/interactions/99999999999/edit",
+        "/notifications/?before=" + "9" * 5000,
+    ],
+)
+def test_hostile_query_strings_are_clear_errors(app, client, shop, login_as, url):
+    login_as("manager", shop.company)
+    assert client.get(url).status_code in (200, 400, 404)
+
+
+def test_a_nul_character_is_refused_at_the_field(app, db, client, shop, login_as):
+    login_as("manager", shop.company)
+    response = client.post(
+        f"/interactions/new?customer_id={shop.wang}", data=form(purpose="a\x00b")
+    )
+    assert response.status_code == 422 and "purpose" in errors_at(response.get_data(as_text=True))
+    response = client.post(f"/comments/customer/{shop.wang}", data={"body": "a\x00b"})
+    assert response.status_code == 422

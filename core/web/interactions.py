@@ -94,7 +94,7 @@ def _int_arg(name: str, required: bool = False) -> int | None:
         if required:
             abort(400, _("Open this page from a customer (%(name)s is missing).", name=name))
         return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_ID or int(raw) == 0:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
         abort(400, _("Not a valid id for %(name)s: %(value)s", name=name, value=raw[:40]))
     return int(raw)
 
@@ -165,7 +165,7 @@ def _id_field(form: InteractionForm, name: str) -> int | None:
     raw = (form[name].data or "").strip()
     if not raw:
         return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_ID:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
         form[name].errors = [*form[name].errors, _("Choose from the list.")]
         raise ValueError(name)
     return int(raw)
@@ -320,7 +320,7 @@ def next_steps() -> Any:
         user_ids: list[int] | None = [current_user.id]
     elif who == "team" and role() in MANAGING_ROLES:
         user_ids = None if visible is None else sorted(allowed)
-    elif who.isascii() and who.isdigit() and int(who) in allowed:
+    elif who.isascii() and who.isdigit() and len(who) <= 10 and int(who) in allowed:
         user_ids = [int(who)]
     else:
         abort(400, _("You cannot see the next steps of %(who)s.", who=who[:40]))

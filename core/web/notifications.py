@@ -73,7 +73,7 @@ def _guard() -> None:
 def _cursor(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_ID:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
         abort(400, _("Not a valid page cursor: %(value)s", value=raw[:40]))
     return int(raw)
 
