@@ -176,7 +176,8 @@ def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, int] | None:
         return None
     try:
         if sort.kind == "datetime":
-            return datetime.fromisoformat(value), row_id
+            moment = datetime.fromisoformat(value)
+            return (moment, row_id) if moment.tzinfo is not None else None
         if sort.kind == "decimal":
             number = Decimal(value)
             return (number, row_id) if number.is_finite() else None

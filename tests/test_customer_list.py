@@ -220,7 +220,9 @@ def test_filters_by_tag_owner_status_and_tier(app, db, client, company, login_as
         ("owner_id=me", "owner_id"),
         ("tag=99999999999", "tag"),
         ("after=abc", "after"),
-        ("sort=name&after=WzEsMl0", "after"),
+        ("sort=name&after=WzEsMl0", "after"),  # [1,2]: a number where a name belongs
+        ("after=WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwzXQ", "after"),  # a moment without time zone
+        ("sort=revenue&after=WyJOYU4iLDNd", "after"),  # NaN
         ("q=%00", "q"),
     ],
 )

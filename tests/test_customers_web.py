@@ -155,3 +155,49 @@ def test_detail_links_to_log_an_interaction_and_open_a_ticket(app, db, client, c
     assert f"/interactions/new?customer_id={customer_id}" in html
     assert f"/tickets/new?customer_id={customer_id}" in html
     assert 'id="timeline"' in html and 'id="comments"' in html
+
+
+BAD_FORMS = [
+    {"name": "甲\x00"},
+    {"name": "甲", "tags": "VIP\x00"},
+    {"name": "甲", "owner_id": "abc"},
+    {"name": "甲", "owner_id": "99999999999999999999"},
+    {"name": "甲", "channel_id": "-1"},
+    {"name": "甲", "status": "bogus"},
+    {"name": "甲", "kind": "x"},
+    {"name": "x" * 201},
+]
+
+
+def test_no_input_makes_a_500(app, db, client, company, login_as):
+    acme = company()
+    rep = login_as("sales_rep", acme)
+    with company_scope(acme.id):
+        customer = Customer(name="甲", owner_id=rep.id)
+        db.session.add(customer)
+        db.session.commit()
+        customer_id = customer.id
+    for data in BAD_FORMS:
+        body = {"kind": "consumer", **data}
+        assert client.post("/customers/new", data=body).status_code == 422, data
+        assert client.post(f"/customers/{customer_id}/edit", data=body).status_code == 422, data
+    for data in (
+        {"name": "乙\x00"},
+        {"name": "乙", "decision_role": "\x00"},
+        {"name": "乙", "phone": "1" * 41},
+    ):
+        assert client.post(f"/customers/{customer_id}/contacts/new", data=data).status_code == 422
+    for url in (
+        "/customers/99999999999",
+        "/customers/0",
+        f"/customers/{customer_id}?before=%00",
+        "/customers/?owner_id=99999999999",
+        "/customers/?q=" + "x" * 300,
+        "/customers/?sort=name&after=" + "A" * 700,
+        "/customers/99999999999/contacts/new",
+        f"/customers/{customer_id}/contacts/99999999999/edit",
+        "/customers/export.csv?kind=alien",
+    ):
+        assert client.get(url).status_code in (400, 404), url
+    with company_scope(acme.id):
+        assert db.session.scalar(select(Customer.name).where(Customer.id == customer_id)) == "甲"

@@ -22,14 +22,15 @@ from core import audit
 from core.choices import options
 from core.db import db
 from core.models import Contact, Customer
-from core.web.customers import require_company, require_writer, visible_or_refuse
+from core.web.customers import TextForm, require_company, require_writer, visible_or_refuse
 
 bp = Blueprint("contacts", __name__, url_prefix="/customers/<int:customer_id>/contacts")
 
+MAX_ID = 2**31 - 1
 FIELDS = ("name", "title", "decision_role", "phone", "email", "notes")
 
 
-class ContactForm(FlaskForm):
+class ContactForm(TextForm):
     name = StringField(_l("Name"), validators=[InputRequired(), Length(max=120)])
     title = StringField(_l("Title"), validators=[Optional(), Length(max=120)])
     decision_role = SelectField(_l("Buying role"), validators=[Optional()])
@@ -54,6 +55,8 @@ def _guard() -> None:
 
 
 def _contact(customer: Customer, contact_id: int) -> Contact:
+    if contact_id > MAX_ID:  # no such row; PostgreSQL would refuse the number
+        abort(404)
     contact = db.session.scalar(
         select(Contact).where(Contact.id == contact_id, Contact.customer_id == customer.id)
     )

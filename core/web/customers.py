@@ -50,7 +50,19 @@ def _none_or_int(value: Any) -> int | None:
     return int(value)
 
 
-class CustomerForm(FlaskForm):
+class TextForm(FlaskForm):
+    """A form whose text fields refuse the NUL character (PostgreSQL cannot store it)."""
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        for field in self:
+            if isinstance(field.data, str) and "\x00" in field.data:
+                field.errors = [*field.errors, _("Remove the NUL character.")]
+                ok = False
+        return ok
+
+
+class CustomerForm(TextForm):
     name = StringField(_l("Name"), validators=[InputRequired(), Length(max=200)])
     code = StringField(_l("Code"), validators=[Optional(), Length(max=40)])
     kind = SelectField(_l("Kind"), validators=[InputRequired()])
