@@ -410,7 +410,18 @@ def seed_demo(users: dict[str, User], customers: list[Customer], rng: Any, fake:
     for i, customer in enumerate(customers):
         customer.owner_id = owners[i % len(owners)]
     db.session.flush()
+    from core.models import Interaction
+
+    latest = dict(
+        db.session.execute(
+            select(Interaction.customer_id, func.max(Interaction.occurred_at)).group_by(
+                Interaction.customer_id
+            )
+        ).all()
+    )
     for customer in customers:
+        if customer.last_contact_at is None and customer.id in latest:
+            customer.last_contact_at = latest[customer.id]  # as logging an interaction keeps it
         names = rng.sample(DEMO_TAGS, rng.choice([0, 1, 1, 2, 2, 3]))
         if names:
             set_tags(customer, names)

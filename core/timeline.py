@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.routing import BuildError
 
 from core.choices import label
@@ -62,6 +62,16 @@ def _plugin_entries(customer: Customer) -> list[TimelineEntry]:
                     entry = replace(entry, at=entry.at.replace(tzinfo=UTC))
                 entries.append(entry)
     return entries
+
+
+def latest_interaction(customer_ids: list[int]) -> dict[int, datetime]:
+    """When each customer was last in touch by a logged interaction (one query)."""
+    stmt = (
+        select(Interaction.customer_id, func.max(Interaction.occurred_at))
+        .where(Interaction.customer_id.in_(customer_ids))
+        .group_by(Interaction.customer_id)
+    )
+    return {cid: at for cid, at in db.session.execute(stmt) if at is not None}
 
 
 def customer_timeline(

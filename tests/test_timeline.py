@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +20,9 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 def seed(db, acme, user, interactions=2):
     with company_scope(acme.id):
-        customer = Customer(name="华山医院", owner_id=user.id)
+        customer = Customer(
+            name="华山医院", owner_id=user.id, last_contact_at=T0 - timedelta(days=9)
+        )
         db.session.add(customer)
         db.session.flush()
         for i in range(interactions):
@@ -58,6 +61,8 @@ def test_everything_that_happened_newest_first(app, db, client, company, login_a
     assert order == sorted(order)  # resolved (day 3) … visits (day 0) … plugin entry (January)
     assert timeline.count("#") >= 3  # opened, started, resolved
     assert 'href="/sample/"' in timeline
+    # last contact: the newest interaction (10:00 UTC = 18:00 in Shanghai), not the older column
+    assert re.search(r'data-field="last_contact">2026-03-02 18:00<', html)
 
 
 def test_plugin_entries_and_panels_only_for_the_company_that_enabled_it(

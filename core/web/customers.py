@@ -271,6 +271,7 @@ def detail(customer_id: int) -> str:
     values = ext.load(fields, [customer.id])[customer.id]
     owners, channels, tags = customers.related_names([customer])
     history = timeline.customer_timeline(customer, before=_before_arg())
+    contacted = [customer.last_contact_at, *timeline.latest_interaction([customer.id]).values()]
     return render_template(
         "customers/detail.html",
         customer=customer,
@@ -281,6 +282,7 @@ def detail(customer_id: int) -> str:
         channel=channels.get(customer.channel_id),
         tags=tags.get(customer.id, []),
         timeline=history,
+        last_contact=max((m for m in contacted if m is not None), default=None),
         panels=record_panels(customer),
         can_write=role() not in (None, "viewer"),
         subject_type="customer",
