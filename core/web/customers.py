@@ -168,7 +168,7 @@ def index() -> tuple[str, int]:
             ("value_tier", _("Value tier"), options("value_tier")),
             ("loyalty", _("Loyalty"), options("loyalty")),
             ("lifecycle_stage", _("Lifecycle stage"), options("lifecycle_stage")),
-            ("owner_id", _("Owner"), customers.members()),
+            ("owner_id", _("Owner"), _visible_owners()),
             ("channel_id", _("Channel"), customers.channel_options()),
             ("tag", _("Tag"), customers.tag_options()),
         ],
@@ -176,6 +176,12 @@ def index() -> tuple[str, int]:
         can_write=role() not in (None, "viewer"),
     )
     return html, 400 if result.errors else 200
+
+
+def _visible_owners() -> list[tuple[int, str]]:
+    """Members whose customers the request may see (the owner filter's choices)."""
+    owners = access.visible_owner_ids()
+    return [m for m in customers.members() if owners is None or m[0] in owners]
 
 
 @bp.route("/new", methods=["GET", "POST"])
