@@ -181,3 +181,19 @@ def test_demo_reps_of_two_teams_see_different_customers(app, client):
     assert first and second and not first & second
     assert first | second <= everyone
     assert len(first) < len(everyone) and len(second) < len(everyone)
+
+
+def test_lists_joined_with_customers_follow_the_rule(app, db, client, world):
+    from core.tickets import open_ticket
+
+    acme, users, ids = world
+    with company_scope(acme.id):
+        open_ticket(customer_id=ids["客户-a"], subject="甲的工单")
+        open_ticket(customer_id=ids["客户-c"], subject="丙的工单")
+        db.session.commit()
+    log_in(client, users["a"], acme)
+    tickets = client.get("/tickets/").get_data(as_text=True)
+    assert "甲的工单" in tickets and "丙的工单" not in tickets
+    log_in(client, users["boss"], acme)
+    tickets = client.get("/tickets/").get_data(as_text=True)
+    assert "甲的工单" in tickets and "丙的工单" in tickets
