@@ -55,6 +55,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "TRACE_HOOKS": os.environ.get("GUANXI_TRACE_HOOKS") == "1",
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
+        # Absolute, so the catalogs are found from an installed wheel and from any cwd.
+        "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).resolve().parent / "translations"),
         "LANGUAGES": {"zh_CN": "中文", "en": "English"},
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
