@@ -217,7 +217,7 @@ def test_my_next_steps_by_due_date_overdue_highlighted_and_done(
     assert "已办完" not in html and "别人的事" not in html
     assert re.search(rf'<tr class="overdue" id="step-{late}"', html)
     assert re.search(rf'<tr class="" id="step-{soon}"', html)
-    assert "1 overdue" in html or "1 逾期" in html
+    assert "1 overdue" in html or "1 项已逾期" in html
 
     response = client.post(f"/interactions/{late}/done", data={"next": "/interactions/next-steps"})
     assert response.status_code == 302
