@@ -101,7 +101,7 @@ def test_list_is_a_tree_with_own_and_network_customers_and_revenue(app, client, 
     assert "4 · ¥1,350.50" in dist  # with sub-channels at any depth
     assert "2 · ¥1,250.50" in row(html, n.sub1)
     assert 'class="num network"></td>' in row(html, n.sub2)  # no sub-channels: no network
-    assert "5 channels" in html
+    assert "5 个渠道" in html
 
 
 def test_list_filters_and_bad_arguments(app, client, login_as, network):
@@ -131,7 +131,7 @@ def test_keyset_pages_walk_the_tree_once(app, client, login_as, network):
         url = found.group(1).replace("&amp;", "&")
     n = network
     assert seen == [n.dist, n.sub1, n.sub1a, n.sub2, n.agent]
-    assert "5 channels" in html
+    assert "5 个渠道" in html
 
 
 def test_list_queries_do_not_grow_with_the_number_of_channels(app, db, client, login_as, network):

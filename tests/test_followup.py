@@ -188,4 +188,4 @@ def test_only_resolved_tickets_and_writing_roles(app, db, shop):
         db.session.commit()
         with pytest.raises(FollowUpError) as refused:
             record_followup(ticket_of(db, shop), shop.inspector, 5, None, None)
-        assert "resolved" in refused.value.message
+        assert "解决" in refused.value.message

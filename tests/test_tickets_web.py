@@ -405,7 +405,7 @@ def test_customer_picker_finds_customers_by_name_phone_or_code(app, client, desk
         assert f"/tickets/new?customer_id={shop.ids.wang}" in html
         assert "李先生" not in html
     html = client.get("/tickets/new?customer_q=nobody").get_data(as_text=True)
-    assert "No customer matches" in html
+    assert "没有符合条件的客户" in html
 
 
 @pytest.mark.parametrize(
@@ -634,7 +634,7 @@ def test_a_stale_form_is_a_409_asking_to_reload(app, db, client, desk):
         data={"resolve-version": 1, "resolve-comment": "已解决"},
     )
     assert response.status_code == 409
-    assert "Someone else changed this ticket" in response.get_data(as_text=True)
+    assert "该工单已被他人修改" in response.get_data(as_text=True)
     assert fetch(db, shop, ticket_id).state == "in_progress"
     for url, data in (
         (f"/tickets/{ticket_id}/assignment", {"version": 1, "assignee_id": shop.agent.id}),
