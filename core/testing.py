@@ -252,3 +252,31 @@ def login_as(
         return user
 
     return factory
+
+
+class QueryCounter:
+    """Count the SQL statements ``engine`` runs inside a ``with`` block::
+
+        with QueryCounter(db.engine) as counter:
+            client.get("/customers/")
+        assert counter.count <= 6
+
+    Use it to show that a page's query count does not grow with its page size.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine, self.count = engine, 0
+
+    def __enter__(self) -> QueryCounter:
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+    def _count(self, *args: object) -> None:
+        self.count += 1

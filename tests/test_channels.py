@@ -7,26 +7,12 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from core import channels
 from core.models import AuditLog, Channel, ChannelClaim, Customer
 from core.tenancy import company_scope
-
-
-class QueryCounter:
-    def __init__(self, engine):
-        self.engine, self.count = engine, 0
-
-    def __enter__(self):
-        event.listen(self.engine, "before_cursor_execute", self._count)
-        return self
-
-    def __exit__(self, *exc):
-        event.remove(self.engine, "before_cursor_execute", self._count)
-
-    def _count(self, *args):
-        self.count += 1
+from core.testing import QueryCounter
 
 
 def rows(html: str) -> list[int]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
 
 from core import customers, fields
 from core.models import Channel, Customer
 from core.plugins import current
 from core.tenancy import company_scope
+from core.testing import QueryCounter
 
 
 def add_customers(db, company, n, start=0, owner=None):
@@ -31,21 +31,6 @@ def add_customers(db, company, n, start=0, owner=None):
             fields.save(declared, row.id, {"sales__share_of_wallet": 50})
             customers.set_tags(row, ["VIP", f"批次{start}"])
         db.session.commit()
-
-
-class QueryCounter:
-    def __init__(self, engine):
-        self.engine, self.count = engine, 0
-
-    def __enter__(self):
-        event.listen(self.engine, "before_cursor_execute", self._count)
-        return self
-
-    def __exit__(self, *exc):
-        event.remove(self.engine, "before_cursor_execute", self._count)
-
-    def _count(self, *args):
-        self.count += 1
 
 
 @pytest.mark.parametrize("role", ["manager", "sales_rep"])

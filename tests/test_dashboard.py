@@ -5,27 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from core.db import utcnow
 from core.models import Customer, Interaction, Membership, Team
 from core.tenancy import company_scope
+from core.testing import QueryCounter
 from core.tickets import open_ticket
-
-
-class QueryCounter:
-    def __init__(self, engine):
-        self.engine, self.count = engine, 0
-
-    def __enter__(self):
-        event.listen(self.engine, "before_cursor_execute", self._count)
-        return self
-
-    def __exit__(self, *exc):
-        event.remove(self.engine, "before_cursor_execute", self._count)
-
-    def _count(self, *args):
-        self.count += 1
 
 
 def widget(html: str, title: str) -> str:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from core import clocks, workflow
 from core.db import utcnow
@@ -26,6 +26,7 @@ from core.models import (
     WorkflowHistory,
 )
 from core.tenancy import company_scope
+from core.testing import QueryCounter
 from core.tickets import open_ticket
 from core.web import ticket_queries
 from core.web import tickets as ticket_pages
@@ -264,21 +265,6 @@ def test_keyset_pages_cover_every_ticket_once(app, db, client, desk):
 
 def ticket_ids_from(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'data-ticket="(\d+)"', html)]
-
-
-class QueryCounter:
-    def __init__(self, engine):
-        self.engine, self.count = engine, 0
-
-    def __enter__(self):
-        event.listen(self.engine, "before_cursor_execute", self._count)
-        return self
-
-    def __exit__(self, *exc):
-        event.remove(self.engine, "before_cursor_execute", self._count)
-
-    def _count(self, *args):
-        self.count += 1
 
 
 def test_list_and_board_queries_do_not_grow_with_the_number_of_tickets(app, db, client, desk):
