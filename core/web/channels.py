@@ -36,6 +36,7 @@ from core.choices import options
 from core.db import db
 from core.models import Channel, ChannelClaim, Customer
 from core.tenancy import current_company_id
+from core.web.helpers import require_member
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
 
@@ -54,8 +55,7 @@ MAX_CREDIT = Decimal("999999999999.99")
 @bp.before_request
 @login_required
 def _guard() -> None:
-    if current_company_id() is None:
-        abort(403, _("Choose a company first."))
+    require_member()
 
 
 def can_write() -> bool:

@@ -19,7 +19,7 @@ from wtforms.validators import Length
 
 from core import comments
 from core.db import db
-from core.tenancy import current_company_id
+from core.web.helpers import require_member
 from core.web.notifications import safe_next
 
 bp = Blueprint("comments", __name__, url_prefix="/comments")
@@ -47,8 +47,7 @@ def _blank_form() -> CommentForm:
 @bp.before_request
 @login_required
 def _guard() -> None:
-    if current_company_id() is None:
-        abort(403, _("Choose a company first."))
+    require_member()
 
 
 def _can_write() -> bool:

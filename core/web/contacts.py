@@ -22,7 +22,8 @@ from core import audit
 from core.choices import options
 from core.db import db
 from core.models import Contact, Customer
-from core.web.customers import TextForm, require_company, require_writer, visible_or_refuse
+from core.web.customers import TextForm, require_writer, visible_or_refuse
+from core.web.helpers import require_member
 
 bp = Blueprint("contacts", __name__, url_prefix="/customers/<int:customer_id>/contacts")
 
@@ -50,7 +51,7 @@ def contact_form(**kwargs: Any) -> ContactForm:
 @bp.before_request
 @login_required
 def _guard() -> None:
-    require_company()
+    require_member()
     require_writer()
 
 

@@ -14,7 +14,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    g,
     redirect,
     render_template,
     request,
@@ -36,6 +35,7 @@ from core.choices import options
 from core.db import db
 from core.models import Customer
 from core.tenancy import company_scope, current_company_id
+from core.web.helpers import require_member, role
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 
@@ -104,16 +104,6 @@ def customer_form(fields: list[ext.Field], **kwargs: object) -> CustomerForm:
     return form
 
 
-def role() -> str | None:
-    member = g.get("membership")
-    return member.role if member is not None else None
-
-
-def require_company() -> None:
-    if current_company_id() is None:
-        abort(403, _("Choose a company first."))
-
-
 def require_writer() -> None:
     """Refuse roles that only read (viewer)."""
     if role() in (None, "viewer"):
@@ -141,7 +131,7 @@ def visible_or_refuse(customer_id: int) -> Customer:
 @bp.before_request
 @login_required
 def _guard() -> None:
-    require_company()
+    require_member()
 
 
 @bp.app_template_global("phone")

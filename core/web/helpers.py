@@ -89,3 +89,18 @@ def init_app(app: Flask) -> None:
             "pick": pick,
             "locale": session.get("locale") or getattr(current_user, "locale", None) or "zh_CN",
         }
+
+
+def role() -> str | None:
+    """The current user's role in the current company (``None`` when not a member)."""
+    member = g.get("membership")
+    return member.role if member is not None else None
+
+
+def require_member() -> None:
+    """Refuse (403) a page of the company's data when no company is chosen."""
+    from flask import abort
+    from flask_babel import gettext as _
+
+    if current_company_id() is None:
+        abort(403, _("Choose a company first."))

@@ -33,7 +33,7 @@ from core import fields as ext
 from core.choices import label as choice_label
 from core.db import db
 from core.models import Channel, Customer, User
-from core.tenancy import current_company_id
+from core.web.helpers import require_member
 
 bp = Blueprint("identify", __name__, url_prefix="/customers")
 
@@ -78,8 +78,7 @@ COMPARED = (
 @bp.before_request
 @login_required
 def _guard() -> None:
-    if current_company_id() is None:
-        abort(403, _("Choose a company first."))
+    require_member()
     member = g.get("membership")
     role = member.role if member is not None else None
     if role not in merge.MERGE_ROLES:

@@ -36,7 +36,7 @@ from core import interactions
 from core.choices import options
 from core.db import db, utcnow
 from core.models import Contact, Customer, Interaction, Membership, ServiceTicket, User
-from core.tenancy import current_company_id
+from core.web.helpers import require_member, role
 from core.web.notifications import safe_next
 
 bp = Blueprint("interactions", __name__, url_prefix="/interactions")
@@ -74,13 +74,7 @@ def _time_helpers() -> dict[str, Any]:
 @bp.before_request
 @login_required
 def _guard() -> None:
-    if current_company_id() is None:
-        abort(403, _("Choose a company first."))
-
-
-def role() -> str | None:
-    member = g.get("membership")
-    return member.role if member is not None else None
+    require_member()
 
 
 def _require_writer() -> None:

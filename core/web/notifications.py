@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from core.db import db, utcnow
 from core.models import Notification
 from core.tenancy import current_company_id
+from core.web.helpers import require_member
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 
@@ -66,8 +67,7 @@ def template_context() -> dict[str, Any]:
 @bp.before_request
 @login_required
 def _guard() -> None:
-    if current_company_id() is None:
-        abort(403, _("Choose a company first."))
+    require_member()
 
 
 def _cursor(raw: str | None) -> int | None:

@@ -20,7 +20,7 @@ from wtforms.validators import InputRequired, NumberRange
 from core import classify
 from core.db import db
 from core.models import Customer
-from core.tenancy import current_company_id
+from core.web.helpers import require_member
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -103,8 +103,7 @@ class RulesForm(FlaskForm):
 @bp.before_request
 @login_required
 def _guard() -> None:
-    if current_company_id() is None:
-        abort(403, _("Choose a company first."))
+    require_member()
     member = g.get("membership")
     role = member.role if member is not None else None
     if role not in SETTINGS_ROLES:

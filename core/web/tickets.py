@@ -47,6 +47,7 @@ from core.plugins import current
 from core.security import ROLES
 from core.tenancy import current_company_id
 from core.web.context import enabled_plugins
+from core.web.helpers import require_member, role
 from core.web.ticket_forms import (
     AssignmentForm,
     FollowUpForm,
@@ -86,14 +87,7 @@ BOARD_LIMIT = 20
 @bp.before_request
 @login_required
 def _guard() -> None:
-    if current_company_id() is None:
-        abort(403, _("Choose a company first."))
-
-
-def role() -> str | None:
-    """The current user's role in the current company."""
-    member = g.get("membership")
-    return member.role if member is not None else None
+    require_member()
 
 
 def _require_writer() -> None:
