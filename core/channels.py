@@ -32,7 +32,7 @@ from sqlalchemy.sql.selectable import CTE
 from werkzeug.datastructures import MultiDict
 
 from core import fields as ext
-from core.db import db
+from core.db import capped_count, db
 from core.models import Channel, ChannelClaim, Customer
 from core.tenancy import require_company
 
@@ -361,12 +361,7 @@ def channel_page(args: MultiDict, size: int, cap: int) -> Page:
         result.errors["after"] = "must be the id of the last channel seen (a whole number)"
     if result.errors:
         return result
-    counted = db.session.scalar(
-        select(func.count()).select_from(
-            stmt.with_only_columns(Channel.id).limit(cap + 1).subquery()
-        )
-    )
-    result.count, result.capped = min(counted, cap), counted > cap
+    result.count, result.capped = capped_count(stmt, Channel.id, cap)
     if after:
         last_path = select(tree.c.path).where(tree.c.id == int(after)).scalar_subquery()
         stmt = stmt.where(tree.c.path > last_path)
@@ -450,12 +445,7 @@ def conflict_page(args: MultiDict, size: int, cap: int) -> Page:
         result.errors["after"] = "must be the id of the last customer seen (a whole number)"
     if result.errors:
         return result
-    counted = db.session.scalar(
-        select(func.count()).select_from(
-            stmt.with_only_columns(Customer.id).limit(cap + 1).subquery()
-        )
-    )
-    result.count, result.capped = min(counted, cap), counted > cap
+    result.count, result.capped = capped_count(stmt, Customer.id, cap)
     if after:
         stmt = stmt.where(Customer.id < int(after))
     rows = list(db.session.scalars(stmt.order_by(Customer.id.desc()).limit(size + 1)))

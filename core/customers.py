@@ -23,7 +23,7 @@ from werkzeug.datastructures import MultiDict
 from core import access  # noqa: F401 - installs the record rule on every ORM query
 from core import fields as ext
 from core.choices import options
-from core.db import db
+from core.db import capped_count, db
 from core.models import Channel, Customer, CustomerTag, Membership, Tag, User
 
 #: Filters on the customer's own columns whose values come from a choice list.
@@ -238,12 +238,7 @@ def page(args: MultiDict, size: int, cap: int) -> Page:
         result.errors["after"] = "must be the cursor of the last page (next_after)"
     if result.errors:
         return result
-    counted = db.session.scalar(
-        select(func.count()).select_from(
-            stmt.with_only_columns(Customer.id).limit(cap + 1).subquery()
-        )
-    )
-    result.count, result.capped = min(counted, cap), counted > cap
+    result.count, result.capped = capped_count(stmt, Customer.id, cap)
     if position is not None:
         stmt = stmt.where(_after(sort, *position))
     rows = db.session.execute(stmt.order_by(*_order(sort)).limit(size + 1)).all()

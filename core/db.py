@@ -70,3 +70,15 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+
+def capped_count(stmt: Any, id_column: Any, cap: int) -> tuple[int, bool]:
+    """How many rows ``stmt`` gives, counting no further than ``cap``: ``(count, capped)``.
+
+    List pages show "1000+" instead of paying for an exact count of a huge result.
+    """
+    from sqlalchemy import func, select
+
+    ids = stmt.with_only_columns(id_column).limit(cap + 1).subquery()
+    counted = db.session.scalar(select(func.count()).select_from(ids)) or 0
+    return min(counted, cap), counted > cap

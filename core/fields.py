@@ -261,6 +261,12 @@ def load(fields: Sequence[Field], ids: Sequence[int]) -> dict[int, dict[str, Any
     return out
 
 
+def form_values(fields: Sequence[Field], form: Any) -> dict[str, Any]:
+    """The extension values a submitted form (made with :func:`form_fields`) holds; a blank
+    entry is ``None``."""
+    return {f.key: None if form[f.key].data == "" else form[f.key].data for f in fields}
+
+
 def save(fields: Sequence[Field], row_id: int, values: Mapping[str, Any]) -> None:
     """Write the given ``values`` (keyed by field key) of ``row_id``; absent keys are untouched."""
     dialect = db.session.get_bind().dialect.name

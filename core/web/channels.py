@@ -172,11 +172,7 @@ def _apply(form: ChannelForm, channel: Channel, fields: list[ext.Field]) -> None
     channel.status = form.status.data
     db.session.add(channel)
     db.session.flush()
-    values = {}
-    for f in fields:
-        value = form[f.key].data
-        values[f.key] = None if value == "" else value
-    ext.save(fields, channel.id, values)
+    ext.save(fields, channel.id, ext.form_values(fields, form))
 
 
 # -- pages --------------------------------------------------------------------------------------

@@ -236,11 +236,7 @@ def _apply(form: CustomerForm, customer: Customer, fields: list[ext.Field]) -> N
     customer.channel_id = form.channel_id.data
     db.session.add(customer)
     db.session.flush()
-    values = {}
-    for f in fields:
-        value = form[f.key].data
-        values[f.key] = None if value == "" else value
-    ext.save(fields, customer.id, values)
+    ext.save(fields, customer.id, ext.form_values(fields, form))
     customers.set_tags(customer, customers.split_tags(form.tags.data))
     # Value tier, loyalty and lifecycle stage follow the company's rules (core/classify.py).
     with access.all_customers():  # system work: the rule must not hide the row just saved

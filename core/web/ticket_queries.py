@@ -21,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 
 from core import fields as ext
 from core import workflow
-from core.db import db, utcnow
+from core.db import capped_count, db, utcnow
 from core.models import Customer, Obligation, ServiceTicket, Team, User
 from core.plugins import current
 from core.web.context import enabled_plugins
@@ -245,12 +245,7 @@ def page(args: MultiDict, size: int, cap: int) -> TicketPage:
         result.errors["after"] = _("must be the id of the last ticket seen (a whole number)")
     if result.errors:
         return result
-    counted = db.session.scalar(
-        select(func.count()).select_from(
-            stmt.with_only_columns(ServiceTicket.id).limit(cap + 1).subquery()
-        )
-    )
-    result.count, result.capped = min(counted, cap), counted > cap
+    result.count, result.capped = capped_count(stmt, ServiceTicket.id, cap)
     if after:
         stmt = stmt.where(ServiceTicket.id < int(after))
     rows = db.session.execute(stmt.order_by(ServiceTicket.id.desc()).limit(size + 1)).all()

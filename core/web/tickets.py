@@ -194,7 +194,7 @@ def create() -> Any:
             data["assignee_id"] = str(current_user.id)
     form = ticket_form(fields, data=data)
     if form.validate_on_submit():
-        values = {f.key: (None if form[f.key].data == "" else form[f.key].data) for f in fields}
+        values = ext.form_values(fields, form)
         ticket = open_ticket_from(form)
         ext.save(fields, ticket.id, values)
         _notify_assigned(ticket)
