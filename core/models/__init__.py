@@ -12,10 +12,12 @@ from core.models.notification import Notification
 from core.models.plugin import CompanyPlugin
 from core.models.setting import CompanySetting
 from core.models.ticket import ServiceTicket, SlaPolicy
+from core.models.token import ApiToken
 from core.models.user import Membership, User
 from core.models.workflow import WorkflowHistory
 
 __all__ = [
+    "ApiToken",
     "AuditLog",
     "CalendarRecord",
     "Channel",

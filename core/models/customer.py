@@ -80,8 +80,11 @@ class Contact(TenantMixin, db.Model):
     email: Mapped[str | None] = mapped_column(String(254))
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     customer: Mapped[Customer] = relationship(back_populates="contacts")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Tag(TenantMixin, db.Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import UTCDateTime, db, utcnow
@@ -18,6 +18,7 @@ class Interaction(TenantMixin, db.Model):
     __table_args__ = (
         Index("ix_interaction_customer_id_occurred_at", "customer_id", "occurred_at"),
         Index("ix_interaction_user_id_next_step_due", "user_id", "next_step_due"),
+        UniqueConstraint("company_id", "external_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -42,3 +43,9 @@ class Interaction(TenantMixin, db.Model):
     # A plugin record the interaction is about, e.g. ("pharma_visit", 12).
     subject_type: Mapped[str | None] = mapped_column(String(60))
     subject_id: Mapped[int | None]
+    #: The id the record has in the system it came from (call centre, WeChat, ERP): bulk
+    #: imports upsert on it, so sending the same call twice does not log it twice.
+    external_id: Mapped[str | None] = mapped_column(String(80))
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
