@@ -8,7 +8,7 @@ from flask import Flask
 def register(app: Flask) -> None:
     """Register the core's blueprints and template helpers on ``app``."""
     from core.api import v1
-    from core.web import auth, customers, helpers
+    from core.web import apidocs, auth, customers, helpers
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(customers.bp)
@@ -33,6 +33,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(comments.bp)
     app.context_processor(notifications.template_context)
     app.register_blueprint(v1.bp)
+    app.register_blueprint(apidocs.bp)
     from core.app import csrf
 
     csrf.exempt(v1.bp)
