@@ -1,10 +1,13 @@
 """The ``guanxi`` command line.
 
 ``serve``, ``demo``, ``db upgrade|current|revision``, ``plugins list|enable|disable``,
-``jobs list|run-due`` and ``users create``, plus Flask's own ``routes`` and ``shell``.
+``jobs list|run-due``, ``users create`` and ``tokens create|list|revoke``, plus Flask's own
+``routes`` and ``shell``.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import click
 from flask import current_app
@@ -330,6 +333,113 @@ def users_create(email: str, name: str, password: str, code: str | None, role: s
     else:
         db.session.commit()
     click.echo(f"created {email}")
+
+
+# -- API tokens -------------------------------------------------------------------------------
+
+
+def _user(email: str):  # noqa: ANN202
+    from core.models import User
+
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no user with e-mail {email!r}")
+    return user
+
+
+def _moment(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+@main.group()
+def tokens() -> None:
+    """Personal API tokens (see docs/tokens.md)."""
+
+
+@tokens.command("create")
+@click.option("--user", "email", required=True, help="E-mail of the token's user.")
+@click.option("--company", "code", required=True, help="Company code.")
+@click.option("--name", required=True, help="What the token is for.")
+@click.option("--days", type=click.IntRange(1, 3650), help="Expire after this many days.")
+@with_appcontext
+def tokens_create(email: str, code: str, name: str, days: int | None) -> None:
+    """Create a token and print its secret once (alone on the last line of stdout)."""
+    from datetime import timedelta
+
+    from core import tokens as engine
+    from core.db import utcnow
+
+    user, company = _user(email), _company(code)
+    expires_at = utcnow() + timedelta(days=days) if days else None
+    try:
+        token, secret = engine.issue(user, company.id, name, expires_at)
+    except engine.TokenError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{exc.field}: {exc.message}") from exc
+    token_id, prefix = token.id, token.prefix
+    db.session.commit()
+    expiry = f"expires {_moment(expires_at)} UTC" if expires_at else "does not expire"
+    click.echo(
+        f"created token {token_id} ({prefix}...) for {user.email} in {code}; {expiry}", err=True
+    )
+    click.echo("the secret is shown only this once; store it now:", err=True)
+    click.echo(secret)
+
+
+@tokens.command("list")
+@click.option("--company", "code", help="Only this company (code).")
+@click.option("--user", "email", help="Only this user (e-mail).")
+@with_appcontext
+def tokens_list(code: str | None, email: str | None) -> None:
+    """Tokens with prefix, user and dates (UTC); never a secret or its hash."""
+    from core.models import ApiToken, Company, User
+    from core.tenancy import unscoped
+
+    stmt = (
+        select(ApiToken, Company.code, User.email)
+        .join(Company, Company.id == ApiToken.company_id)
+        .join(User, User.id == ApiToken.user_id)
+        .order_by(ApiToken.id)
+    )
+    if code:
+        stmt = stmt.where(ApiToken.company_id == _company(code).id)
+    if email:
+        stmt = stmt.where(ApiToken.user_id == _user(email).id)
+    with unscoped():
+        rows = db.session.execute(stmt).all()
+    click.echo(
+        f"{'id':>5} {'company':<12} {'prefix':<12} {'user':<28} {'created':<16} "
+        f"{'last used':<16} {'expires':<16} {'revoked':<16} name"
+    )
+    for token, company_code, user_email in rows:
+        click.echo(
+            f"{token.id:>5} {company_code:<12} {token.prefix + '...':<12} {user_email:<28} "
+            f"{_moment(token.created_at):<16} {_moment(token.last_used_at):<16} "
+            f"{_moment(token.expires_at):<16} {_moment(token.revoked_at):<16} {token.name}"
+        )
+    if not rows:
+        click.echo("no tokens", err=True)
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=click.IntRange(1, 2**31 - 1))
+@with_appcontext
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by id (takes effect at the next request)."""
+    from core import tokens as engine
+    from core.models import ApiToken
+    from core.tenancy import unscoped
+
+    with unscoped():
+        token = db.session.get(ApiToken, token_id)
+        if token is None:
+            raise click.ClickException(f"no token with id {token_id}")
+        if not engine.revoke(token, None):
+            click.echo(f"token {token_id} was already revoked on {_moment(token.revoked_at)} UTC")
+            return
+        done = f"revoked token {token_id} ({token.prefix}...) of {token.user.email}"
+    db.session.commit()
+    click.echo(done)
 
 
 if __name__ == "__main__":

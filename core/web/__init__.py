@@ -26,11 +26,12 @@ def register(app: Flask) -> None:
 
     app.register_blueprint(channels.bp)
     app.register_blueprint(dashboard.bp)
-    from core.web import comments, interactions, notifications
+    from core.web import comments, interactions, notifications, tokens
 
     app.register_blueprint(interactions.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(comments.bp)
+    app.register_blueprint(tokens.bp)
     app.context_processor(notifications.template_context)
     app.register_blueprint(v1.bp)
     app.register_blueprint(apidocs.bp)
