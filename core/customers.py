@@ -6,24 +6,24 @@ rule (:mod:`core.access`) apply without a word here.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.sql import Select
 from werkzeug.datastructures import MultiDict
 
-from core import access  # noqa: F401 - installs the record rule on every ORM query
+from core import (
+    access,  # noqa: F401 - installs the record rule on every ORM query
+    keyset,
+)
 from core import fields as ext
 from core.choices import options
 from core.db import capped_count, db
+from core.keyset import MAX_ID as _MAX_ID
+from core.keyset import Sort
 from core.models import Channel, Customer, CustomerTag, Membership, Tag, User
 
 #: Filters on the customer's own columns whose values come from a choice list.
@@ -38,19 +38,7 @@ CHOICE_FILTERS = {
 ID_FILTERS = ("owner_id", "channel_id", "tag")
 CORE_FILTERS = (*CHOICE_FILTERS, *ID_FILTERS)
 
-_MAX_ID = 2**31 - 1
 _PHONE_SEPARATORS = " -()+./"
-
-
-@dataclass(frozen=True)
-class Sort:
-    """A sort order of the list: a column, its direction, whether it may be empty (NULLs last)."""
-
-    key: str
-    column: Any
-    descending: bool
-    nullable: bool
-    kind: str  # "datetime", "decimal" or "text": how the cursor stores the value
 
 
 SORTS: dict[str, Sort] = {
@@ -145,64 +133,6 @@ def query(args: MultiDict) -> tuple[Select, dict[str, str], list[ext.Field]]:
     return stmt, errors, fields
 
 
-# -- keyset cursors ---------------------------------------------------------------------------
-
-
-def encode_cursor(sort: Sort, customer: Customer) -> str:
-    """An opaque cursor after ``customer`` in ``sort``: its sort value and id."""
-    value = getattr(customer, sort.column.key)
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    elif isinstance(value, Decimal):
-        value = str(value)
-    raw = json.dumps([value, customer.id], ensure_ascii=False, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, int] | None:
-    """``(value, id)`` of a cursor made by :func:`encode_cursor`, or ``None`` when malformed."""
-    if not cursor.isascii() or len(cursor) > 600:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value, row_id = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        return None
-    if not isinstance(row_id, int) or isinstance(row_id, bool) or not 0 < row_id <= _MAX_ID:
-        return None
-    if value is None:
-        return (None, row_id) if sort.nullable else None
-    if not isinstance(value, str):
-        return None
-    try:
-        if sort.kind == "datetime":
-            moment = datetime.fromisoformat(value)
-            return (moment, row_id) if moment.tzinfo is not None else None
-        if sort.kind == "decimal":
-            number = Decimal(value)
-            return (number, row_id) if number.is_finite() else None
-    except (ValueError, InvalidOperation):
-        return None
-    return (value, row_id) if "\x00" not in value else None
-
-
-def _order(sort: Sort) -> list[Any]:
-    col, ident = sort.column, Customer.id
-    order = [col.desc(), ident.desc()] if sort.descending else [col.asc(), ident.asc()]
-    return [col.is_(None).asc(), *order] if sort.nullable else order
-
-
-def _after(sort: Sort, value: Any, row_id: int) -> Any:
-    """Rows after ``(value, row_id)`` in ``sort`` (empty values last)."""
-    col, ident = sort.column, Customer.id
-    beyond = ident < row_id if sort.descending else ident > row_id
-    if value is None:
-        return and_(col.is_(None), beyond)
-    further = col < value if sort.descending else col > value
-    clause = or_(further, and_(col == value, beyond))
-    return or_(clause, col.is_(None)) if sort.nullable else clause
-
-
 # -- pages ------------------------------------------------------------------------------------
 
 
@@ -233,19 +163,20 @@ def page(args: MultiDict, size: int, cap: int) -> Page:
     sort = SORTS[sort_key]
     result.sort = sort_key
     after = args.get("after", "")
-    position = decode_cursor(sort, after) if after else None
+    position = keyset.decode(sort, after) if after else None
     if after and position is None:
         result.errors["after"] = "must be the cursor of the last page (next_after)"
     if result.errors:
         return result
     result.count, result.capped = capped_count(stmt, Customer.id, cap)
     if position is not None:
-        stmt = stmt.where(_after(sort, *position))
-    rows = db.session.execute(stmt.order_by(*_order(sort)).limit(size + 1)).all()
+        stmt = stmt.where(keyset.after(sort, Customer.id, *position))
+    rows = db.session.execute(stmt.order_by(*keyset.order(sort, Customer.id)).limit(size + 1))
+    rows = rows.all()
     for row in rows[:size]:
         result.rows.append((row[0], {f.key: row._mapping[f.key] for f in fields}))
     if len(rows) > size:
-        result.next_after = encode_cursor(sort, rows[size - 1][0])
+        result.next_after = keyset.cursor_after(sort, rows[size - 1][0])
     customers = [c for c, _values in result.rows]
     if customers:
         result.owners, result.channels, result.tags = related_names(customers)
