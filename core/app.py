@@ -106,8 +106,10 @@ def _enter_company() -> None:
     from core.models import Membership
     from core.web.context import enabled_plugins
 
-    company_id = session.get("company_id")
-    if company_id is not None and current_user.is_authenticated:
+    authenticated = current_user.is_authenticated  # may read a bearer token (core.api.auth)
+    token = g.get("api_token")
+    company_id = token.company_id if token is not None else session.get("company_id")
+    if company_id is not None and authenticated:
         with tenancy.unscoped():
             member = db.session.scalar(
                 db.select(Membership).where(
@@ -115,7 +117,8 @@ def _enter_company() -> None:
                 )
             )
         if member is None:
-            session.pop("company_id", None)
+            if token is None:
+                session.pop("company_id", None)
             company_id = None
         else:
             g.membership = member

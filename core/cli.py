@@ -69,6 +69,8 @@ def serve(info: ScriptInfo, demo: bool, host: str, port: int, workers: int, dev:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
+            # Room for the API's documented query strings (gunicorn's default is 4094 bytes).
+            self.cfg.set("limit_request_line", 8190)
 
         def load(self):  # noqa: ANN202
             return app

@@ -10,6 +10,10 @@
 ``GUANXI_MAIL_SERVER``     SMTP host for notification e-mail; unset: in-app notifications only
 ``GUANXI_MAIL_*``          ``PORT`` (25), ``USE_TLS`` (``1``: STARTTLS), ``USERNAME``, ``PASSWORD``,
                            ``DEFAULT_SENDER``, ``BASE_URL`` (site address for links in e-mail)
+``GUANXI_API_RATE_LIMIT``  requests per token (or user, or address) to ``/api``: ``600/minute``
+``GUANXI_RATELIMIT_STORAGE``  where the counts live: ``memory://`` (one process) or
+                           ``redis://127.0.0.1:6379/1`` (shared by several gunicorn workers)
+``GUANXI_MAX_BODY_MB``     largest request body in MB (``8``); bigger ones are refused with 413
 =========================  ==========================================================
 
 A mapping passed to :func:`core.app.create_app` overrides all of these (tests use it).
@@ -75,6 +79,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "MAIL_PASSWORD": os.environ.get("GUANXI_MAIL_PASSWORD") or None,
         "MAIL_DEFAULT_SENDER": os.environ.get("GUANXI_MAIL_DEFAULT_SENDER") or "guanxi@localhost",
         "MAIL_BASE_URL": os.environ.get("GUANXI_MAIL_BASE_URL") or "",
+        # JSON API (core/api): rate limit per token, its storage, largest request body.
+        "API_RATE_LIMIT": os.environ.get("GUANXI_API_RATE_LIMIT") or "600/minute",
+        "RATELIMIT_STORAGE_URI": os.environ.get("GUANXI_RATELIMIT_STORAGE") or "memory://",
+        "MAX_CONTENT_LENGTH": int(float(os.environ.get("GUANXI_MAX_BODY_MB") or 8) * 2**20),
     }
     config.update(overrides)
     if not config["SECRET_KEY"]:

@@ -242,3 +242,10 @@ def guanxi_after_transition(subject: Any, to_state: str, at: Any) -> None:
             subject.closed_at = at
         elif to_state == "in_progress":
             subject.resolved_at = subject.closed_at = None
+
+
+@hookimpl
+def guanxi_api_resources() -> list[Any]:
+    from core.api.records import CORE_RESOURCES
+
+    return [resource() for resource in CORE_RESOURCES]

@@ -3,11 +3,14 @@
 Everything named in ``__all__`` keeps its name and meaning across minor versions of the core.
 """
 
+from core.api.resources import Resource, customer_joined
+from core.api.schemas import model_schema
 from core.choices import Choice
 from core.clocks import ObligationKind
 from core.db import UTCDateTime, db, utcnow
 from core.fields import Field
 from core.jobs import Job, daily, every, monthly
+from core.keyset import Sort
 from core.plugins import Manifest, PluginError, hookimpl
 from core.tenancy import TenantMixin, company_scope, current_company_id, require_company
 from core.web.helpers import MenuItem
@@ -23,6 +26,8 @@ __all__ = [
     "ObligationKind",
     "Panel",
     "PluginError",
+    "Resource",
+    "Sort",
     "State",
     "TenantMixin",
     "TimelineEntry",
@@ -30,11 +35,13 @@ __all__ = [
     "UTCDateTime",
     "Workflow",
     "company_scope",
+    "customer_joined",
     "current_company_id",
     "daily",
     "db",
     "every",
     "hookimpl",
+    "model_schema",
     "monthly",
     "require_company",
     "utcnow",

@@ -280,6 +280,26 @@ def save(fields: Sequence[Field], row_id: int, values: Mapping[str, Any]) -> Non
         db.session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=data))
 
 
+def save_many(fields: Sequence[Field], rows: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+    """:func:`save` for many ``(row id, values)`` at once: one batched upsert per side table
+    and set of keys given (bulk imports), not one statement per row."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for name, group in _by_table(fields).items():
+        batches: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row_id, values in rows:
+            data = {f.name: values[f.key] for f in group if f.key in values}
+            if data:
+                batches.setdefault(tuple(sorted(data)), []).append({"id": row_id, **data})
+        table = db.metadata.tables[name]
+        for columns, params in batches.items():
+            stmt = insert(table)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["id"], set_={c: stmt.excluded[c] for c in columns}
+            )
+            db.session.execute(stmt, params)
+
+
 def defaults(fields: Sequence[Field]) -> dict[str, Any]:
     """Declared defaults of ``fields`` that have one."""
     return {f.key: f.default for f in fields if f.default is not None}

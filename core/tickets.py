@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core import audit, clocks
+from flask import url_for
+from flask_babel import gettext as _
+
+from core import audit, clocks, notify
 from core.db import db, utcnow
-from core.models import ServiceTicket
+from core.models import ServiceTicket, User
 
 
 def open_ticket(
@@ -21,3 +24,20 @@ def open_ticket(
     clocks.start_all(ticket, at=at)
     audit.record("create", "service_ticket", ticket.id, user_id=user_id)
     return ticket
+
+
+def notify_assigned(ticket: ServiceTicket, by: User) -> None:
+    """Tell the ticket's assignee it is theirs (not when ``by`` assigned it to themselves)."""
+    if ticket.assignee_id is None or ticket.assignee_id == by.id:
+        return
+    notify.notify_users(
+        [ticket.assignee_id],
+        "ticket.assigned",
+        url_for("tickets.detail", ticket_id=ticket.id),
+        lambda: _(
+            "Ticket #%(id)s “%(subject)s” was assigned to you by %(name)s.",
+            id=ticket.id,
+            subject=ticket.subject,
+            name=by.name,
+        ),
+    )

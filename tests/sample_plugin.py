@@ -15,6 +15,7 @@ from core.extend import (
     Manifest,
     MenuItem,
     Panel,
+    Resource,
     State,
     TenantMixin,
     TimelineEntry,
@@ -161,3 +162,17 @@ def guanxi_dashboard_widgets(company: Any, user: Any) -> list[Panel]:
     calls.append(("dashboard", company.id))
     text = f"sample widget for {company.code}, {user.email}"
     return [Panel("Sample widget", lambda: text, "示例小部件", order=15)]
+
+
+class SampleNotes(Resource):
+    """The plugin's notes in the JSON API (``/api/v1/sample_notes``)."""
+
+    name = "sample_notes"
+    model = SampleNote
+    label, label_zh = "Sample notes", "示例笔记"
+    filters = ("state",)
+
+
+@hookimpl
+def guanxi_api_resources() -> list[Resource]:
+    return [SampleNotes()]

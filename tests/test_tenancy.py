@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import func, select, update
 from core import models
 from core.db import utcnow
 from core.models import (
+    ApiToken,
     AuditLog,
     CalendarRecord,
     Channel,
@@ -76,6 +78,9 @@ def build(model, refs):
         CompanySetting: lambda: CompanySetting(key="classify", value={}),
         Tag: lambda: Tag(name="重点客户"),
         CustomerTag: lambda: CustomerTag(customer_id=refs["customer"].id, tag_id=refs["tag"].id),
+        ApiToken: lambda: ApiToken(
+            user_id=refs["user"].id, name="ERP", prefix="gx_abc", token_hash=secrets.token_hex(32)
+        ),
     }[model]()
 
 
@@ -88,7 +93,8 @@ CORE_TENANT_MODELS = [m for m in CORE_TENANT_MODELS if m.__module__.startswith("
 
 def test_every_core_business_model_is_covered_here():
     builders = {
-        "AuditLog", "CalendarRecord", "Channel", "ChannelClaim", "Comment", "CompanyPlugin",
+        "ApiToken", "AuditLog", "CalendarRecord", "Channel", "ChannelClaim", "Comment",
+        "CompanyPlugin",
         "CompanySetting", "Contact", "Customer", "CustomerTag", "Interaction", "Membership",
         "Notification", "Obligation", "ServiceTicket", "SlaPolicy", "Tag", "Team",
         "WorkflowHistory",

@@ -1,185 +1,245 @@
-"""``/api/v1``: JSON records with extension fields, one error shape, never a 500 for bad input.
+"""``/api/v1``: the routes of every resource, authentication, limits and the OpenAPI document.
 
-Errors look like ``{"error": {"code": ..., "message": ..., "fields": {key: [messages]}}}``.
-Authentication is the session cookie for now; writes must be ``application/json`` (which a
-cross-site form cannot send), so the API is exempt from the form CSRF token.
+:func:`blueprint` builds the blueprint of one application from the resources the core and the
+installed plugins declared (hook ``guanxi_api_resources``); a resource of a plugin the
+company has not enabled answers 404, like the plugin's pages.
+
+Authentication is a personal bearer token (``Authorization: Bearer gx_…``, see
+:mod:`core.tokens`) or the browser session. Writes must be ``application/json``, which a
+cross-site form cannot send, so the API is exempt from the form CSRF token. Each token (or
+user, or address) may make ``API_RATE_LIMIT`` requests (Flask-Limiter, storage
+``RATELIMIT_STORAGE_URI``: memory by default, Redis for several workers); bodies over
+``MAX_CONTENT_LENGTH`` are refused with 413.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import marshmallow as ma
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import current_user
-from marshmallow_sqlalchemy import SQLAlchemyAutoSchema
-from werkzeug.exceptions import HTTPException
 
-from core import access, audit, customers
-from core import fields as ext
-from core.choices import options
+from core import workflow
+from core.api import openapi
+from core.api.errors import ApiError
+from core.api.resources import Resource, check_if_match, user
 from core.db import db
-from core.models import Customer
 from core.tenancy import current_company_id
 
-bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
-class CustomerSchema(SQLAlchemyAutoSchema):
-    """A customer as JSON; derived from the model (extension fields are added per company)."""
+def _enabled() -> frozenset[str]:
+    from core.web.context import enabled_plugins
 
-    class Meta:
-        model = Customer
-        include_fk = True
-        load_instance = False
-        exclude = ("company_id",)
-        dump_only = (
-            "id",
-            "created_at",
-            "updated_at",
-            "version",
-            "value_tier",
-            "loyalty",
-            "lifecycle_stage",
-        )
-
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    email = ma.fields.Email(allow_none=True, validate=ma.validate.Length(max=254))
+    return frozenset(enabled_plugins()) | {"core"}
 
 
-def error(status: int, code: str, message: str, fields: dict[str, Any] | None = None) -> Any:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if fields:
-        body["fields"] = fields
-    return jsonify({"error": body}), status
+def _resources() -> dict[str, Resource]:
+    return current_app.extensions["guanxi.plugins"].registry.api_resources
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Any:
-    return error(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
+def _resource(name: str) -> Resource:
+    resource = _resources().get(name)
+    if resource is None or resource.plugin not in _enabled():
+        raise ApiError(404, "not_found", f"no resource {name!r}")
+    return resource
 
 
-@bp.before_request
 def _guard() -> Any:
     if not current_user.is_authenticated:
-        return error(401, "unauthorized", "log in or send a token")
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send a valid token (Authorization: Bearer gx_…) or log in",
+            headers={"WWW-Authenticate": 'Bearer realm="guanxi"'},
+        )
     if current_company_id() is None:
-        return error(403, "no_company", "the user belongs to no company")
-    if request.method in ("POST", "PUT", "PATCH", "DELETE") and not request.is_json:
-        return error(415, "unsupported_media_type", "send application/json")
+        raise ApiError(403, "no_company", "choose a company first (or use a token)")
+    if request.method in WRITES and request.get_data(cache=True) and not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send application/json")
     return None
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ma.ValidationError({"_body": ["a JSON object is required"]})
-    return data
+def _body() -> Any:
+    """The request's JSON body (an empty body counts as ``{}``); 400 when malformed."""
+    if not request.get_data(cache=True):
+        return {}
+    return request.get_json()
 
 
-def _dump(customer: Customer, values: dict[str, Any], fields: list[ext.Field]) -> dict[str, Any]:
-    data = {**CustomerSchema().dump(customer), **ext.dump(fields, values)}
-    data["phone"] = access.phone(customer.phone) or None  # masked without the PII permission
-    return data
+def _etag(answer: Any, record: Any) -> Any:
+    if hasattr(record, "version"):
+        answer.headers["ETag"] = f'"{record.version}"'
+    return answer
 
 
-def _visible(customer_id: int) -> Any:
-    """The customer, or an error answer: 404, or 403 naming the record rule that hides it."""
-    customer = customers.get_visible(customer_id)
-    if customer is not None:
-        return customer
-    if customers.exists_hidden(customer_id):
-        rule = access.current_rule()
-        return error(403, "record_rule", f"hidden by the record rule {rule!r} of your role")
-    return error(404, "not_found", "no such customer")
+# -- views ------------------------------------------------------------------------------------
 
 
-def _load(data: dict[str, Any], fields: list[ext.Field], partial: bool) -> tuple[dict, dict]:
-    errors: dict[str, Any] = {}
-    core_values: dict[str, Any] = {}
-    ext_values: dict[str, Any] = {}
-    core_data = {k: v for k, v in data.items() if "__" not in k}
-    unknown = [k for k in data if "__" in k and k not in {f.key for f in fields}]
-    try:
-        core_values = CustomerSchema().load(core_data, partial=partial, unknown=ma.RAISE)
-    except ma.ValidationError as exc:
-        errors.update(exc.messages)
-    kind = core_values.get("kind")
-    if kind is not None and kind not in {v for v, _ in options("customer_kind")}:
-        errors["kind"] = [f"unknown customer kind {kind!r}"]
-    try:
-        ext_values = ext.validate(fields, data, partial=partial)
-    except ma.ValidationError as exc:
-        errors.update(exc.messages)
-    for key in unknown:
-        errors[key] = ["Unknown field."]
-    if errors:
-        raise ma.ValidationError(errors)
-    return core_values, ext_values
+def list_records(resource: str) -> Any:
+    res = _resource(resource)
+    args = {key: request.args.getlist(key) for key in request.args}
+    return jsonify(res.page(args))
 
 
-@bp.get("/customers")
-def list_customers() -> Any:
-    size = (
-        min(
-            int(request.args.get("limit", "50")) if request.args.get("limit", "").isdigit() else 50,
-            500,
-        )
-        or 50
-    )
-    result = customers.page(request.args, size, current_app.config["COUNT_CAP"])
-    if result.errors:
-        return error(
-            400, "bad_filter", "invalid filter", {k: [v] for k, v in result.errors.items()}
-        )
+def read_record(resource: str, record_id: int) -> Any:
+    res = _resource(resource)
+    record = res.get(record_id)
+    return _etag(jsonify(res.one(record)), record)
+
+
+def create_record(resource: str) -> Any:
+    res = _resource(resource)
+    record = res.save(_body())
+    db.session.commit()
+    answer = jsonify(res.one(record))
+    answer.status_code = 201
+    answer.headers["Location"] = f"{request.path.rstrip('/')}/{record.id}"
+    return _etag(answer, record)
+
+
+def update_record(resource: str, record_id: int) -> Any:
+    res = _resource(resource)
+    res.require_writer(None)
+    record = res.get(record_id)
+    check_if_match(record)
+    res.save(_body(), record)
+    db.session.commit()
+    return _etag(jsonify(res.one(record)), record)
+
+
+def bulk_records(resource: str) -> Any:
+    res = _resource(resource)
+    result = res.bulk(_body())
+    db.session.commit()
+    return jsonify(result)
+
+
+def _workflows(res: Resource) -> list[workflow.Workflow]:
+    registry = current_app.extensions["guanxi.plugins"].registry
+    enabled = _enabled()
+    return [
+        wf for wf in registry.workflows.values() if wf.model is res.model and wf.plugin in enabled
+    ]
+
+
+def list_transitions(resource: str, record_id: int) -> Any:
+    res = _resource(resource)
+    record = res.get(record_id)
+    steps = workflow.available(record, user())
     return jsonify(
         {
-            "data": [_dump(c, v, result.fields) for c, v in result.rows],
-            "next_after": result.next_after,
-            "count": result.count,
-            "count_capped": result.capped,
+            "state": record.state,
+            "transitions": [
+                {"name": t.name, "label": t.text, "to": t.target, "inputs": list(t.inputs)}
+                for t in steps
+            ],
         }
     )
 
 
-@bp.get("/customers/<int:customer_id>")
-def get_customer(customer_id: int) -> Any:
-    customer = _visible(customer_id)
-    if not isinstance(customer, Customer):
-        return customer
-    fields = customers.extension_fields()
-    return jsonify(_dump(customer, ext.load(fields, [customer.id])[customer.id], fields))
-
-
-@bp.post("/customers")
-def create_customer() -> Any:
-    fields = customers.extension_fields()
+def take_transition(resource: str, record_id: int, transition: str) -> Any:
+    res = _resource(resource)
+    res.require_writer(None)
+    record = res.get(record_id)
+    check_if_match(record)
+    body = _body()
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid", "a JSON object is required", {"_body": ["An object."]})
+    unknown = set(body) - {"comment", "assignee_id"}
+    if unknown:
+        raise ApiError(
+            422, "invalid", "unknown fields", {k[:60]: ["Unknown field."] for k in unknown}
+        )
     try:
-        values, ext_values = _load(_body(), fields, partial=False)
-    except ma.ValidationError as exc:
-        return error(422, "invalid", "some fields are invalid", exc.messages)
-    customer = Customer(**values)
-    db.session.add(customer)
-    db.session.flush()
-    ext.save(fields, customer.id, {**ext.defaults(fields), **ext_values})
-    audit.record("create", "customer", customer.id, {"via": "api"})
-    db.session.commit()
-    return jsonify(_dump(customer, ext.load(fields, [customer.id])[customer.id], fields)), 201
+        inputs = res.transition_inputs(record, transition, body)
+        workflow.transition(record, transition, user=user(), inputs=inputs)
+        res.after_transition(record, transition, body)
+        db.session.commit()
+    except workflow.WorkflowError as exc:
+        db.session.rollback()
+        fields = {exc.field: [exc.message]} if exc.field else None
+        code = "not_found" if "has no transition" in exc.message else exc.code
+        status = 404 if code == "not_found" else exc.status
+        raise ApiError(status, code, exc.message, fields) from exc
+    return _etag(jsonify(res.one(record)), record)
 
 
-@bp.patch("/customers/<int:customer_id>")
-def update_customer(customer_id: int) -> Any:
-    customer = _visible(customer_id)
-    if not isinstance(customer, Customer):
-        return customer
-    fields = customers.extension_fields()
-    try:
-        values, ext_values = _load(_body(), fields, partial=True)
-    except ma.ValidationError as exc:
-        return error(422, "invalid", "some fields are invalid", exc.messages)
-    for key, value in values.items():
-        setattr(customer, key, value)
-    ext.save(fields, customer.id, ext_values)
-    audit.record("update", "customer", customer.id, {"via": "api", "fields": sorted(_body())})
-    db.session.commit()
-    return jsonify(_dump(customer, ext.load(fields, [customer.id])[customer.id], fields))
+def openapi_document() -> Any:
+    enabled = _enabled()
+    cache = current_app.extensions.setdefault("guanxi.openapi", {})
+    key = enabled
+    if key not in cache:
+        visible = [r for r in _resources().values() if r.plugin in enabled]
+        transitions: dict[str, list[str]] = {}
+        for res in visible:
+            names = sorted({t.name for wf in _workflows(res) for t in wf.transitions})
+            if names:
+                transitions[res.name] = names
+        cache[key] = openapi.document(visible, transitions)
+    return jsonify(cache[key])
+
+
+# -- assembly ---------------------------------------------------------------------------------
+
+
+def _rate_key() -> str:
+    token = g.get("api_token")
+    if token is not None:
+        return f"token:{token.id}"
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return f"addr:{get_remote_address()}"
+
+
+def blueprint(app: Flask) -> Blueprint:
+    """The ``/api/v1`` blueprint of ``app``, with a route set per declared resource."""
+    bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+    bp.before_request(_guard)
+    bp.add_url_rule("/openapi.json", "openapi", openapi_document)
+    manager = app.extensions["guanxi.plugins"]
+    for name, res in manager.registry.api_resources.items():
+        d = {"resource": name}
+        bp.add_url_rule(f"/{name}", f"{name}_list", list_records, defaults=d)
+        bp.add_url_rule(f"/{name}/<int:record_id>", f"{name}_read", read_record, defaults=d)
+        if not res.read_only:
+            bp.add_url_rule(
+                f"/{name}", f"{name}_create", create_record, defaults=d, methods=["POST"]
+            )
+            bp.add_url_rule(
+                f"/{name}/<int:record_id>",
+                f"{name}_update",
+                update_record,
+                defaults=d,
+                methods=["PATCH"],
+            )
+        if res.bulk_key and not res.read_only:
+            bp.add_url_rule(
+                f"/{name}/bulk", f"{name}_bulk", bulk_records, defaults=d, methods=["POST"]
+            )
+        if any(wf.model is res.model for wf in manager.registry.workflows.values()):
+            bp.add_url_rule(
+                f"/{name}/<int:record_id>/transitions",
+                f"{name}_transitions",
+                list_transitions,
+                defaults=d,
+            )
+            bp.add_url_rule(
+                f"/{name}/<int:record_id>/transitions/<transition>",
+                f"{name}_transition",
+                take_transition,
+                defaults=d,
+                methods=["POST"],
+            )
+    limiter = Limiter(
+        _rate_key,
+        app=app,
+        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        headers_enabled=True,
+        key_prefix="guanxi",
+    )
+    limiter.limit(lambda: current_app.config["API_RATE_LIMIT"])(bp)
+    return bp

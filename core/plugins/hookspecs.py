@@ -3,7 +3,8 @@
 Two families, combined by explicit rules and never by pluggy's call order:
 
 * **Declarations** (``guanxi_extension_fields``, ``guanxi_choices``, ``guanxi_workflows``,
-  ``guanxi_obligation_kinds``, ``guanxi_jobs``, ``guanxi_blueprints``): called once at start for
+  ``guanxi_obligation_kinds``, ``guanxi_jobs``, ``guanxi_blueprints``,
+  ``guanxi_api_resources``): called once at start for
   every installed plugin; each returns a list, the lists are concatenated and every item is
   tagged with the plugin that declared it. What a company sees is then narrowed to the plugins it
   enabled, so a disabled plugin's fields, choices, workflows, clocks, jobs and pages vanish for
@@ -84,6 +85,18 @@ def guanxi_blueprints() -> list[Any]:
     Return a list of :class:`flask.Blueprint`. They are registered for every installed plugin;
     a request to a blueprint of a plugin the current company has not enabled answers 404.
     Combination: concatenated.
+    """
+
+
+@hookspec
+def guanxi_api_resources() -> list[Any]:
+    """Serve the plugin's records in the JSON API under ``/api/v1/<name>``.
+
+    Return a list of :class:`core.api.Resource` instances (subclasses declaring ``name``,
+    ``model`` and what the list filters and sorts by). Each gets list, read, create, update,
+    bulk upsert and workflow transitions, and its place in the OpenAPI document, for the
+    companies that enabled the plugin (404 for the others).
+    Combination: concatenated; a duplicate resource name stops the start-up.
     """
 
 

@@ -53,6 +53,7 @@ class Registry:
     jobs: dict[str, Any] = field(default_factory=dict)
     blueprints: list[tuple[str, Any]] = field(default_factory=list)
     blueprint_owner: dict[str, str] = field(default_factory=dict)
+    api_resources: dict[str, Any] = field(default_factory=dict)
 
     def fields_for(self, model: str, enabled: Iterable[str]) -> list[Any]:
         """Extension fields on ``model`` of the ``enabled`` plugins, in declaration order."""
@@ -192,6 +193,14 @@ class PluginManager:
         for plugin, bp in self._declared("guanxi_blueprints"):
             reg.blueprints.append((plugin, bp))
             reg.blueprint_owner[bp.name] = plugin
+        for plugin, resource in self._declared("guanxi_api_resources"):
+            if resource.name in reg.api_resources:
+                raise PluginError(
+                    f"plugin {plugin!r} declares API resource {resource.name!r}, "
+                    f"already declared by {reg.api_resources[resource.name].plugin!r}"
+                )
+            resource.plugin = plugin
+            reg.api_resources[resource.name] = resource
         self.registry = reg
         self._relays.clear()
 

@@ -7,7 +7,6 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     """Register the core's blueprints and template helpers on ``app``."""
-    from core.api import v1
     from core.web import apidocs, auth, customers, helpers
 
     app.register_blueprint(auth.bp)
@@ -33,9 +32,8 @@ def register(app: Flask) -> None:
     app.register_blueprint(comments.bp)
     app.register_blueprint(tokens.bp)
     app.context_processor(notifications.template_context)
-    app.register_blueprint(v1.bp)
     app.register_blueprint(apidocs.bp)
-    from core.app import csrf
+    from core import api
 
-    csrf.exempt(v1.bp)
+    api.init_app(app)
     helpers.init_app(app)

@@ -243,20 +243,9 @@ def _find_customers(q: str) -> list[Any]:
 
 
 def _notify_assigned(ticket: ServiceTicket) -> None:
-    """Tell the ticket's assignee it is theirs (not when they assigned it to themselves)."""
-    if ticket.assignee_id is None or ticket.assignee_id == current_user.id:
-        return
-    followup.notify_users(
-        [ticket.assignee_id],
-        "ticket.assigned",
-        url_for(".detail", ticket_id=ticket.id),
-        lambda: _(
-            "Ticket #%(id)s “%(subject)s” was assigned to you by %(name)s.",
-            id=ticket.id,
-            subject=ticket.subject,
-            name=current_user.name,
-        ),
-    )
+    from core.tickets import notify_assigned
+
+    notify_assigned(ticket, current_user)
 
 
 # -- detail -----------------------------------------------------------------------------------
