@@ -54,6 +54,9 @@ FALLBACK_RULE = "all"
 #: Roles *without* each permission of the core; every other role holds it.
 WITHHELD: dict[str, tuple[str, ...]] = {
     "pii": ("viewer",),
+    # Downloading lists and reports (CSV/XLSX): a whole customer base leaves with one click,
+    # so reps and viewers work on screen; every export is audited.
+    "export": ("sales_rep", "viewer"),
 }
 
 SETTING_KEY = "record_rules"
