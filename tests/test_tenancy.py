@@ -13,6 +13,7 @@ from core.db import utcnow
 from core.models import (
     ApiToken,
     AuditLog,
+    BackgroundTask,
     CalendarRecord,
     Channel,
     ChannelClaim,
@@ -78,6 +79,7 @@ def build(model, refs):
         CompanySetting: lambda: CompanySetting(key="classify", value={}),
         Tag: lambda: Tag(name="重点客户"),
         CustomerTag: lambda: CustomerTag(customer_id=refs["customer"].id, tag_id=refs["tag"].id),
+        BackgroundTask: lambda: BackgroundTask(kind="import", target="core.importer:run"),
         ApiToken: lambda: ApiToken(
             user_id=refs["user"].id, name="ERP", prefix="gx_abc", token_hash=secrets.token_hex(32)
         ),
@@ -94,6 +96,7 @@ CORE_TENANT_MODELS = [m for m in CORE_TENANT_MODELS if m.__module__.startswith("
 def test_every_core_business_model_is_covered_here():
     builders = {
         "ApiToken", "AuditLog", "CalendarRecord", "Channel", "ChannelClaim", "Comment",
+        "BackgroundTask",
         "CompanyPlugin",
         "CompanySetting", "Contact", "Customer", "CustomerTag", "Interaction", "Membership",
         "Notification", "Obligation", "ServiceTicket", "SlaPolicy", "Tag", "Team",

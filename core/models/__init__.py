@@ -11,6 +11,7 @@ from core.models.jobs import JobRun
 from core.models.notification import Notification
 from core.models.plugin import CompanyPlugin
 from core.models.setting import CompanySetting
+from core.models.task import BackgroundTask
 from core.models.ticket import ServiceTicket, SlaPolicy
 from core.models.token import ApiToken
 from core.models.user import Membership, User
@@ -19,6 +20,7 @@ from core.models.workflow import WorkflowHistory
 __all__ = [
     "ApiToken",
     "AuditLog",
+    "BackgroundTask",
     "CalendarRecord",
     "Channel",
     "ChannelClaim",
