@@ -21,8 +21,11 @@ own page's rules and still names its customer. CLI commands, jobs and tests outs
 not narrowed; code that must see every customer inside a request says so with
 :func:`all_customers`.
 
-**PII.** Roles without the ``pii`` permission (by default only ``viewer``) see phone numbers
-masked (``138****8000``) on pages, in exports and in the API. See docs/access.md.
+**Permissions.** Roles without ``pii`` (by default only ``viewer``) see phone numbers masked
+(``138****8000``) on pages, in exports and in the API. Roles without ``export`` (by default sales
+reps and viewers: a customer list should not leave with a rep) cannot download lists or
+reports. A company may change who lacks which permission with its setting ``permissions``.
+See docs/access.md.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ WITHHELD: dict[str, tuple[str, ...]] = {
 }
 
 SETTING_KEY = "record_rules"
+PERMISSIONS_KEY = "permissions"
 
 _everything: ContextVar[bool] = ContextVar("guanxi_all_customers", default=False)
 _fixed: ContextVar[tuple[bool, list[int] | None]] = ContextVar(
@@ -195,10 +199,33 @@ def can_see(customer: Any) -> bool:
     return owners is None or customer.owner_id in owners
 
 
+def withheld() -> dict[str, tuple[str, ...]]:
+    """Permission → roles without it, for the company in scope: :data:`WITHHELD` overlaid by
+    the company's setting ``permissions`` (``{"export": ["viewer"]}`` lets reps export)."""
+    if has_request_context() and "_guanxi_withheld" in g:
+        return g._guanxi_withheld
+    from core.db import db
+    from core.models import CompanySetting
+
+    merged = dict(WITHHELD)
+    if current_company_id() is not None:
+        with all_customers():
+            value = db.session.scalar(
+                select(CompanySetting.value).where(CompanySetting.key == PERMISSIONS_KEY)
+            )
+        if isinstance(value, dict):
+            for perm, roles in value.items():
+                if perm in WITHHELD and isinstance(roles, list):
+                    merged[perm] = tuple(r for r in roles if isinstance(r, str))
+    if has_request_context():
+        g._guanxi_withheld = merged
+    return merged
+
+
 def has_permission(name: str) -> bool:
     """Whether the request's member holds permission ``name`` (outside requests: yes)."""
     member = _member()
-    return member is None or member.role not in WITHHELD.get(name, ())
+    return member is None or member.role not in withheld().get(name, ())
 
 
 def mask_phone(value: str | None) -> str:

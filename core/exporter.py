@@ -84,6 +84,22 @@ def xlsx_chunks(
             yield chunk
 
 
+def authorize(entity_type: str, filters: Any = None) -> None:
+    """Refuse (403) an export without the ``export`` permission; else audit it (committed now,
+    before the stream starts, so a download that breaks off is still on record)."""
+    from flask import abort, request
+    from flask_babel import gettext as _
+
+    from core import access, audit
+    from core.db import db
+
+    if not access.has_permission("export"):
+        abort(403, _("Your role may not download lists or reports; ask a manager."))
+    details = filters.to_dict(flat=False) if hasattr(filters, "to_dict") else (filters or {})
+    audit.record("export", entity_type, None, {"filters": details, "path": request.path})
+    db.session.commit()
+
+
 def download(
     fmt: str,
     filename: str,

@@ -93,11 +93,15 @@ def test_a_hidden_customer_page_is_refused_naming_the_rule(client, world):
     assert client.patch(f"/api/v1/customers/{ids['客户-c']}", json={"name": "x"}).status_code == 403
 
 
-def test_search_and_export_obey_the_rule(client, world):
+def test_search_and_export_obey_the_rule(db, client, world):
     acme, users, _ids = world
     log_in(client, users["a"], acme)
     found = client.get("/customers/?q=138-0013-8000").get_data(as_text=True)
     assert "客户-a" in found and "客户-c" not in found
+    assert client.get("/customers/export.csv").status_code == 403  # reps may not export
+    with company_scope(acme.id):  # ... unless the company lets them
+        db.session.add(CompanySetting(key=access.PERMISSIONS_KEY, value={"export": ["viewer"]}))
+        db.session.commit()
     csv = client.get("/customers/export.csv").get_data(as_text=True)
     assert "客户-a" in csv and "客户-b" in csv
     assert "客户-c" not in csv and "客户-boss" not in csv and "客户-nobody" not in csv
@@ -132,7 +136,7 @@ def test_reassigning_out_of_the_team_takes_the_customer_out_of_sight(client, wor
     assert names(client) == ["客户-b"]
 
 
-def test_a_viewer_sees_phone_numbers_masked(client, world):
+def test_a_viewer_sees_phone_numbers_masked(db, client, world):
     acme, users, ids = world
     log_in(client, users["viewer"], acme)
     page = client.get("/customers/").get_data(as_text=True)
@@ -140,7 +144,12 @@ def test_a_viewer_sees_phone_numbers_masked(client, world):
     detail = client.get(f"/customers/{ids['客户-a']}").get_data(as_text=True)
     assert "138****8000" in detail and "13800138000" not in detail
     assert client.get(f"/api/v1/customers/{ids['客户-a']}").get_json()["phone"] == "138****8000"
-    assert "13800138000" not in client.get("/customers/export.csv").get_data(as_text=True)
+    assert client.get("/customers/export.csv").status_code == 403
+    with company_scope(acme.id):
+        db.session.add(CompanySetting(key=access.PERMISSIONS_KEY, value={"export": []}))
+        db.session.commit()
+    exported = client.get("/customers/export.csv").get_data(as_text=True)
+    assert "138****8000" in exported and "13800138000" not in exported
     assert client.get("/customers/new").status_code == 403
     log_in(client, users["boss"], acme)
     assert "13800138000" in client.get(f"/customers/{ids['客户-a']}").get_data(as_text=True)

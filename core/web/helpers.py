@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, g, session
 from flask_login import current_user
 
-from core import choices
+from core import access, choices
 from core.db import db
 from core.i18n import pick
 from core.tenancy import current_company_id, unscoped
@@ -87,6 +87,7 @@ def init_app(app: Flask) -> None:
             "menu": menu,
             "choice_label": choices.label,
             "pick": pick,
+            "has_permission": access.has_permission,
             "locale": session.get("locale") or getattr(current_user, "locale", None) or "zh_CN",
         }
 

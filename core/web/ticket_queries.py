@@ -255,6 +255,21 @@ def page(args: MultiDict, size: int, cap: int) -> TicketPage:
     return result
 
 
+def iterate(args: MultiDict, batch: int = 500) -> Iterable[list[TicketRow]]:
+    """Every ticket matching ``args`` in batches of ``batch`` rows, newest first (exports);
+    each batch is one query plus its SLA badges, and leaves the session empty behind it."""
+    stmt, _errors, fields = query(args)
+    last: int | None = None
+    while True:
+        batch_stmt = stmt if last is None else stmt.where(ServiceTicket.id < last)
+        rows = db.session.execute(batch_stmt.order_by(ServiceTicket.id.desc()).limit(batch)).all()
+        if not rows:
+            return
+        yield _rows(rows, fields)
+        last = rows[-1][0].id
+        db.session.expunge_all()
+
+
 @dataclass
 class Column:
     state: workflow.State
