@@ -14,7 +14,7 @@ from datetime import timedelta
 from faker import Faker
 from sqlalchemy import select
 
-from core import clocks, workflow
+from core import clocks, tokens, workflow
 from core.channels import seed_demo as seed_channels_demo
 from core.classify import seed_demo as seed_identify_demo
 from core.customers import seed_demo as seed_customers_demo
@@ -106,6 +106,30 @@ def _user(email: str, name: str) -> User:
     return user
 
 
+#: (city, province) pairs for channel names and territories that agree with each other.
+CITIES = [
+    ("上海", "上海市"),
+    ("北京", "北京市"),
+    ("广州", "广东省"),
+    ("深圳", "广东省"),
+    ("杭州", "浙江省"),
+    ("南京", "江苏省"),
+    ("苏州", "江苏省"),
+    ("成都", "四川省"),
+    ("武汉", "湖北省"),
+    ("西安", "陕西省"),
+    ("沈阳", "辽宁省"),
+    ("济南", "山东省"),
+]
+
+
+def _channel_cities(rng: random.Random) -> list[tuple[str, str]]:
+    """Cities of the direct office, the agent, the distributor (Guangzhou: its sub-dealers
+    are in Guangzhou and Foshan) and the online shop."""
+    others = rng.sample([c for c in CITIES if c[0] != "广州"], 3)
+    return [others[0], others[1], ("广州", "广东省"), others[2]]
+
+
 def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.Random) -> None:
     db.session.add(CalendarRecord(name="default", config=CALENDAR))
     for priority, (first, resolve) in SLA.items():
@@ -125,16 +149,20 @@ def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.
     db.session.add(Membership(user_id=boss.id, role="admin"))
 
     channels = []
-    for ctype, label in (
-        ("direct", "直销部"),
-        ("agent", "华东代理"),
-        ("distributor", "华南经销商"),
-        ("ecommerce", "天猫旗舰店"),
+    for (ctype, label), (city, province) in zip(
+        (
+            ("direct", "直销部"),
+            ("agent", "代理"),
+            ("distributor", "经销商"),
+            ("ecommerce", "天猫旗舰店"),
+        ),
+        _channel_cities(rng),
+        strict=True,
     ):
         channel = Channel(
-            name=f"{fake.city_name()}{label}",
+            name=f"{city}{label}" if ctype != "ecommerce" else f"{company.name[:2]}{label}",
             type=ctype,
-            territory=fake.province(),
+            territory=province if ctype != "ecommerce" else "全国",
             commission_rate=rng.choice([None, 5, 8, 12]),
             credit_limit=rng.choice([None, 500000]),
         )
@@ -226,3 +254,5 @@ def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.
     seed_customers_demo(users, customers, rng, fake)  # second sales team, owners spread, tags
     # Keep LAST: revenues, duplicate customers, then classifies everything seeded above.
     seed_identify_demo(customers, rng, fake)
+    # An integration's token (its secret is not kept: the page shows how tokens look).
+    tokens.issue(users["admin"], company.id, "ERP 数据同步")
