@@ -12,7 +12,7 @@ team's manager (the company's managers when the ticket has neither).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core import audit, workflow
+from core import audit, notify, workflow
 from core.db import db, utcnow
 from core.models import (
     Company,
@@ -29,7 +29,6 @@ from core.models import (
     Contact,
     Interaction,
     Membership,
-    Notification,
     ServiceTicket,
     Team,
     User,
@@ -95,32 +94,6 @@ def save_threshold(value: int) -> None:
     else:
         row.value = payload
     audit.record("update", "company_setting", None, {"key": SETTING_KEY, **payload})
-
-
-def notify_users(
-    user_ids: Iterable[int | None], kind: str, link: str | None, message: Callable[[], str]
-) -> list[int]:
-    """Notify each user once, ``message()`` rendered in the recipient's own language.
-
-    Goes through ``core.notify.notify`` when that module exists, else adds
-    :class:`~core.models.Notification` rows directly. Returns the ids notified.
-    """
-    ids = sorted({i for i in user_ids if i})
-    if not ids:
-        return []
-    try:
-        from core.notify import notify  # type: ignore[import-not-found]
-    except ImportError:  # the notification centre is not installed yet
-        notify = None
-    locales = dict(db.session.execute(select(User.id, User.locale).where(User.id.in_(ids))).all())
-    for user_id in ids:
-        with force_locale(locales.get(user_id) or "zh_CN"):
-            text = message()
-        if notify is not None:
-            notify(user_id, kind, text, link)
-        else:
-            db.session.add(Notification(user_id=user_id, kind=kind, message=text, link=link))
-    return ids
 
 
 def _check_score(value: object, bounds: tuple[int, int], field: str, required: bool) -> int | None:
@@ -222,7 +195,7 @@ def _notify_reopened(ticket: ServiceTicket, actor: User, score: int) -> None:
             db.session.scalars(select(Membership.user_id).where(Membership.role == "manager"))
         )
     recipients.discard(actor.id)
-    notify_users(
+    notify.notify_users(
         recipients,
         "ticket.reopened",
         f"/tickets/{ticket.id}",
