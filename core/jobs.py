@@ -6,6 +6,11 @@ each company that enabled the job's plugin (``per_company=True``), or once for t
 Before running, a process *claims* the period by inserting a :class:`~core.models.JobRun` row
 under a unique constraint and committing; whoever loses the race skips. So any number of
 machines may call ``run-due`` at once and each job still runs once per period and company.
+
+A claim is a lease: a run still ``running`` after its job's ``timeout`` (the machine died, the
+process was killed) is taken over by the next ``run-due`` with one conditional ``UPDATE``, so a
+crash delays a period's run instead of losing it. A run that *failed* is not retried within its
+period (a failing job would otherwise run every minute); the next period runs it again.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.db import db, utcnow
@@ -84,17 +89,41 @@ class Job:
     label_zh: str = ""
     per_company: bool = True
     plugin: str = ""
+    #: How long a run may stay ``running`` before another process takes it over.
+    timeout: timedelta = timedelta(minutes=30)
 
 
-def _claim(job: Job, scope: str, period: str, worker: str) -> JobRun | None:
-    run = JobRun(job=job.name, scope=scope, period=period, worker=worker)
+def _claim(job: Job, scope: str, period: str, worker: str, now: datetime) -> JobRun | None:
+    run = JobRun(job=job.name, scope=scope, period=period, worker=worker, started_at=now)
     db.session.add(run)
     try:
         db.session.commit()
+        return run
     except IntegrityError:
         db.session.rollback()
+    taken = db.session.execute(
+        update(JobRun)
+        .where(
+            JobRun.job == job.name,
+            JobRun.scope == scope,
+            JobRun.period == period,
+            JobRun.status == "running",
+            JobRun.started_at < now - job.timeout,
+        )
+        .values(
+            worker=worker,
+            started_at=now,
+            message=f"taken over after {job.timeout} without an end",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if taken.rowcount != 1:
         return None
-    return run
+    log.warning("job %s (%s, %s) taken over by %s", job.name, scope, period, worker)
+    return db.session.scalar(
+        select(JobRun).where(JobRun.job == job.name, JobRun.scope == scope, JobRun.period == period)
+    )
 
 
 def run_job(job: Job, company: Company | None, run: JobRun) -> None:
@@ -139,7 +168,7 @@ def run_due(now: datetime | None = None, *, only: str | None = None) -> list[tup
             if period is None:
                 continue
             with unscoped():
-                run = _claim(job, scope, period, worker)
+                run = _claim(job, scope, period, worker, now)
             if run is None:
                 continue
             run_job(job, company, run)

@@ -124,6 +124,23 @@ def test_run_due_twice_in_one_period_runs_once(app, db, company):
 
 
 @with_jobs_plugin
+def test_a_run_left_running_by_a_dead_process_is_taken_over_after_its_timeout(app, db, company):
+    acme = company(plugins=(PLUGIN,))
+    scope = f"company:{acme.id}"
+    db.session.add(
+        JobRun(
+            job=COUNT, scope=scope, period="2024-03", worker="dead:1", started_at=sh(2024, 3, 8, 9)
+        )
+    )
+    db.session.commit()
+    assert jobs.run_due(sh(2024, 3, 8, 9, 20), only=COUNT) == []  # still within its lease
+    assert jobs.run_due(sh(2024, 3, 8, 10), only=COUNT) == [(COUNT, scope, "done")]
+    run = job_runs(db, COUNT)[0]
+    assert run.worker != "dead:1" and run.status == "done" and runs_of(db, acme) == 1
+    assert jobs.run_due(sh(2024, 3, 8, 11), only=COUNT) == []  # done: not run again
+
+
+@with_jobs_plugin
 def test_periods_follow_each_companys_time_zone(app, db, company):
     shanghai = company(plugins=(PLUGIN,))
     berlin = company(plugins=(PLUGIN,))
