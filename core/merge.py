@@ -40,13 +40,14 @@ from sqlalchemy import (
     exists,
     func,
     inspect,
+    or_,
     select,
     update,
 )
 
 from core import audit, classify
 from core.db import db
-from core.models import Customer, Membership, User
+from core.models import Customer, Membership, Notification, User
 from core.tenancy import require_company
 
 #: Roles allowed to merge customers.
@@ -294,6 +295,7 @@ def merge_customers(survivor: Customer, merged: Customer, user: User) -> MergeRe
                 result.dropped[ref.name] = len(rows)
 
     result.filled = _fill(survivor, merged)
+    _relink_notifications(m_id, s_id)
     db.session.execute(
         delete(Customer).where(Customer.id == m_id),
         execution_options={"synchronize_session": False},
@@ -320,6 +322,20 @@ def merge_customers(survivor: Customer, merged: Customer, user: User) -> MergeRe
     db.session.flush()
     result.audit_id = row.id
     return result
+
+
+def _relink_notifications(m_id: int, s_id: int) -> None:
+    """Point notifications about the merged customer (``/customers/<id>`` and pages below it)
+    at the survivor, so no bell entry leads to a page that no longer exists."""
+    old, new = f"/customers/{m_id}", f"/customers/{s_id}"
+    db.session.execute(
+        update(Notification)
+        .where(
+            or_(Notification.link == old, Notification.link.startswith(old + "/", autoescape=True))
+        )
+        .values(link=func.replace(Notification.link, old, new))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _merge_side_row(ref: Reference, s_id: int, m_id: int) -> dict[str, Any] | None:

@@ -248,6 +248,26 @@ def test_a_merged_record_without_side_row_and_a_survivor_without_one(app, db, co
         assert ext_values([a.id])[a.id]["sample__hospital_beds"] == 12
 
 
+def test_notifications_about_the_merged_customer_lead_to_the_survivor(app, db, company, make_user):
+    from core.models import Notification
+
+    acme = company()
+    manager = make_user("manager", acme)
+    with company_scope(acme.id):
+        a, b = Customer(name="甲"), Customer(name="乙")
+        db.session.add_all([a, b])
+        db.session.flush()
+        links = [f"/customers/{b.id}", f"/customers/{b.id}/contacts/new", f"/customers/{b.id}9"]
+        db.session.add_all(
+            Notification(user_id=manager.id, kind="x", message="m", link=link) for link in links
+        )
+        db.session.commit()
+        merge.merge_customers(a, b, manager)
+        db.session.commit()
+        found = db.session.scalars(select(Notification.link).order_by(Notification.id)).all()
+    assert found == [f"/customers/{a.id}", f"/customers/{a.id}/contacts/new", links[2]]
+
+
 def test_merge_is_refused_across_companies(app, db, company, make_user):
     acme, other = company(), company()
     admin = make_user("admin", acme)
