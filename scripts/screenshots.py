@@ -40,6 +40,8 @@ SHOTS = [
     ("duplicates-insurance.png", "manager@insurance.demo", "/customers/duplicates", "zh_CN"),
     ("customers-insurance-en.png", "manager@insurance.demo", "/customers/", "en"),
     ("tickets-insurance-en.png", "manager@insurance.demo", "/tickets/", "en"),
+    ("api-docs-pharma.png", "admin@pharma.demo", "/developer/api", "zh_CN"),
+    ("tokens-pharma.png", "admin@pharma.demo", "/account/tokens/", "zh_CN"),
 ]
 
 
