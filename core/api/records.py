@@ -26,6 +26,13 @@ from core.models import Channel, Contact, Customer, Interaction, Membership, Ser
 TAG = Text(validate=[ma.validate.Length(min=1, max=60)])
 
 
+def mask_phones(out: list[dict], records: Sequence[Any]) -> list[dict]:
+    """``out`` (the JSON of ``records``) with phones masked for roles without ``pii``."""
+    for data, record in zip(out, records, strict=True):
+        data["phone"] = access.phone(record.phone) or None
+    return out
+
+
 class Customers(Resource):
     """Customers (客户) with their extension fields and tags; phones masked without ``pii``."""
 
@@ -108,8 +115,7 @@ class Customers(Resource):
     def dump_many(self, records: Sequence[Any], ext_values: Mapping[int, dict]) -> list[dict]:
         out = super().dump_many(records, ext_values)
         tags = customers.tags_of([r.id for r in records]) if records else {}
-        for data, record in zip(out, records, strict=True):
-            data["phone"] = access.phone(record.phone) or None
+        for data, record in zip(mask_phones(out, records), records, strict=True):
             data["tags"] = tags.get(record.id, [])
         return out
 
@@ -143,10 +149,7 @@ class Contacts(Resource):
         )
 
     def dump_many(self, records: Sequence[Any], ext_values: Mapping[int, dict]) -> list[dict]:
-        out = super().dump_many(records, ext_values)
-        for data, record in zip(out, records, strict=True):
-            data["phone"] = access.phone(record.phone) or None
-        return out
+        return mask_phones(super().dump_many(records, ext_values), records)
 
 
 class Channels(Resource):

@@ -28,7 +28,8 @@ a customer the rule hides is hidden too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import marshmallow as ma
@@ -415,18 +416,13 @@ class Resource:
         self.require_writer(record)
         values, ext_values = self.load(data, record=record)
         fields = self.extension_fields()
-        try:
+        with refusals():
             if record is None:
                 record = self.create(values)
                 ext_values = {**ext.defaults(fields), **ext_values}
             else:
                 self.update(record, values)
             db.session.flush()
-        except StaleDataError as exc:
-            db.session.rollback()
-            raise stale() from exc
-        except IntegrityError as exc:
-            raise conflict(exc) from exc
         ext.save(fields, record.id, ext_values)
         self.after_write([record], [values])
         return record
@@ -490,7 +486,7 @@ class Resource:
             )
         fields = self.extension_fields()
         results, records = [], []
-        try:
+        with refusals():
             for record, values, ext_values in plans:
                 if record is None:
                     made = self.create(values)
@@ -501,15 +497,23 @@ class Resource:
                     records.append((record, ext_values))
                     results.append({"id": record.id, "result": "updated"})
             db.session.flush()
-        except StaleDataError as exc:
-            db.session.rollback()
-            raise stale() from exc
-        except IntegrityError as exc:
-            raise conflict(exc) from exc
         ext.save_many(fields, [(r.id, v) for r, v in records])
         self.after_write([r for r, _v in records], [v for _r, v, _e in plans])
         created = sum(1 for r in results if r["result"] == "created")
         return {"created": created, "updated": len(results) - created, "items": results}
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """Turn what the database refuses while flushing a write into API errors: a version
+    changed meanwhile (409 ``stale``), a unique value taken meanwhile (409 ``conflict``)."""
+    try:
+        yield
+    except StaleDataError as exc:
+        db.session.rollback()
+        raise stale() from exc
+    except IntegrityError as exc:
+        raise conflict(exc) from exc
 
 
 def _key(value: Any) -> str | None:
