@@ -12,6 +12,9 @@ from core.fields import Field
 from core.jobs import Job, daily, every, monthly
 from core.keyset import Sort
 from core.plugins import Manifest, PluginError, hookimpl
+from core.reports import Column as ReportColumn
+from core.reports import Param as ReportParam
+from core.reports import Report, date_range
 from core.tenancy import TenantMixin, company_scope, current_company_id, require_company
 from core.web.helpers import MenuItem
 from core.web.panels import Panel, TimelineEntry
@@ -26,6 +29,9 @@ __all__ = [
     "ObligationKind",
     "Panel",
     "PluginError",
+    "Report",
+    "ReportColumn",
+    "ReportParam",
     "Resource",
     "Sort",
     "State",
@@ -38,6 +44,7 @@ __all__ = [
     "customer_joined",
     "current_company_id",
     "daily",
+    "date_range",
     "db",
     "every",
     "hookimpl",

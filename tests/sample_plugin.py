@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint
-from sqlalchemy import String
+from sqlalchemy import String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.extend import (
@@ -15,6 +15,8 @@ from core.extend import (
     Manifest,
     MenuItem,
     Panel,
+    Report,
+    ReportColumn,
     Resource,
     State,
     TenantMixin,
@@ -176,3 +178,23 @@ class SampleNotes(Resource):
 @hookimpl
 def guanxi_api_resources() -> list[Resource]:
     return [SampleNotes()]
+
+
+@hookimpl
+def guanxi_reports() -> list[Report]:
+    return [
+        Report(
+            name="sample_notes",
+            label="Sample notes by state",
+            label_zh="示例笔记状态",
+            query=lambda params: select(
+                SampleNote.state.label("label"), func.count(SampleNote.id).label("notes")
+            ).group_by(SampleNote.state),
+            columns=(
+                ReportColumn("label", "State", "状态", "text"),
+                ReportColumn("notes", "Notes", "笔记数"),
+            ),
+            chart="pie",
+            drill=lambda row, params, series: f"/sample/?state={row['label']}",
+        )
+    ]

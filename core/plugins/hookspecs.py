@@ -4,7 +4,7 @@ Two families, combined by explicit rules and never by pluggy's call order:
 
 * **Declarations** (``guanxi_extension_fields``, ``guanxi_choices``, ``guanxi_workflows``,
   ``guanxi_obligation_kinds``, ``guanxi_jobs``, ``guanxi_blueprints``,
-  ``guanxi_api_resources``): called once at start for
+  ``guanxi_api_resources``, ``guanxi_reports``): called once at start for
   every installed plugin; each returns a list, the lists are concatenated and every item is
   tagged with the plugin that declared it. What a company sees is then narrowed to the plugins it
   enabled, so a disabled plugin's fields, choices, workflows, clocks, jobs and pages vanish for
@@ -97,6 +97,17 @@ def guanxi_api_resources() -> list[Any]:
     bulk upsert and workflow transitions, and its place in the OpenAPI document, for the
     companies that enabled the plugin (404 for the others).
     Combination: concatenated; a duplicate resource name stops the start-up.
+    """
+
+
+@hookspec
+def guanxi_reports() -> list[Any]:
+    """Declare reports: an aggregate query drawn as a chart and a table, with drill-down.
+
+    Return a list of :class:`core.reports.Report`. Each appears under ``/reports/<name>`` for
+    the companies that enabled the plugin (404 for the others), to the roles it names (every
+    member when it names none), with CSV/XLSX download for roles holding ``export``.
+    Combination: concatenated; a duplicate report name stops the start-up.
     """
 
 

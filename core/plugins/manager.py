@@ -54,6 +54,7 @@ class Registry:
     blueprints: list[tuple[str, Any]] = field(default_factory=list)
     blueprint_owner: dict[str, str] = field(default_factory=dict)
     api_resources: dict[str, Any] = field(default_factory=dict)
+    reports: dict[str, Any] = field(default_factory=dict)
 
     def fields_for(self, model: str, enabled: Iterable[str]) -> list[Any]:
         """Extension fields on ``model`` of the ``enabled`` plugins, in declaration order."""
@@ -181,6 +182,7 @@ class PluginManager:
             ("workflows", "guanxi_workflows"),
             ("obligation_kinds", "guanxi_obligation_kinds"),
             ("jobs", "guanxi_jobs"),
+            ("reports", "guanxi_reports"),
         ):
             target = getattr(reg, attr)
             for plugin, item in self._declared(hook):
