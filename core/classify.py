@@ -29,8 +29,11 @@ company's rules (``CompanySetting`` key ``customer_rules``; the defaults below w
         otherwise                                                         -> maturity
 
 :func:`classify_customers` recomputes with one set-based ``UPDATE … SET x = CASE …`` per
-attribute (same on SQLite and PostgreSQL), whatever the number of customers. Call it after
-saving a customer (``classify_customers([customer.id])``); the nightly job
+attribute (same on SQLite and PostgreSQL), whatever the number of customers. Each move of a
+customer from one value tier to another (not a first rating) is kept as an audit row (action
+``classify``, data ``{"field": "value_tier", "from": "B", "to": "A"}``) by one ``INSERT …
+SELECT`` before the update: the history the report "Movement between value tiers" reads.
+Call it after saving a customer (``classify_customers([customer.id])``); the nightly job
 ``customers.classify`` (registered in :mod:`core.defaults`) recomputes every company.
 """
 
@@ -45,11 +48,14 @@ from decimal import Decimal
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import and_, bindparam, case, func, literal, null, or_, select, update
+from sqlalchemy import JSON, and_, bindparam, case, func, insert, literal, null, or_, select, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from core import audit
 from core.db import UTCDateTime, db, utcnow
-from core.models import Company, CompanySetting, Customer, Interaction
+from core.models import AuditLog, Company, CompanySetting, Customer, Interaction
+from core.tenancy import require_company
 
 log = logging.getLogger("guanxi.classify")
 
@@ -81,6 +87,9 @@ LABELS: dict[str, list[tuple[str, str, str]]] = {
         ("dissolution", "Dissolution", "解除期"),
     ],
 }
+
+#: Value tiers from the best to the smallest.
+TIERS = tuple(value for value, _label, _zh in LABELS["value_tier"])
 
 MAX_AMOUNT = 10**12
 MAX_DAYS = 36500
@@ -346,6 +355,8 @@ def classify_customers(
         ("lifecycle_stage", lifecycle_expr(rules, now)),
     ):
         attr = getattr(Customer, column)
+        if column == "value_tier":
+            record_tier_moves(expr, chosen, now)
         stmt = (
             update(Customer)
             .where(attr.is_distinct_from(expr))
@@ -359,6 +370,52 @@ def classify_customers(
         if isinstance(obj, Customer):
             db.session.expire(obj, ["value_tier", "loyalty", "lifecycle_stage"])
     return changed
+
+
+class _TierMove(FunctionElement):
+    """JSON ``{"field": "value_tier", "from": <old>, "to": <new>}`` built in SQL."""
+
+    type = JSON()
+    inherit_cache = True
+    name = "guanxi_tier_move"
+
+
+@compiles(_TierMove)
+def _tier_move_default(element: _TierMove, compiler: Any, **kw: Any) -> str:
+    old, new = (compiler.process(c, **kw) for c in element.clauses)
+    return f"json_build_object('field', 'value_tier', 'from', {old}, 'to', {new})"
+
+
+@compiles(_TierMove, "sqlite")
+def _tier_move_sqlite(element: _TierMove, compiler: Any, **kw: Any) -> str:
+    old, new = (compiler.process(c, **kw) for c in element.clauses)
+    return f"json_object('field', 'value_tier', 'from', {old}, 'to', {new})"
+
+
+def record_tier_moves(expr: Any, ids: Sequence[int] | None, now: datetime) -> int:
+    """Audit (action ``classify``, at ``now``) each customer of the current company whose value
+    tier ``expr`` is about to change from one tier to another; one ``INSERT … SELECT``."""
+    moved = select(
+        Customer.company_id,
+        literal("classify"),
+        literal("customer"),
+        Customer.id,
+        _TierMove(Customer.value_tier, expr),
+        _moment("moved_at", now),
+    ).where(
+        Customer.company_id == require_company(),
+        Customer.value_tier.is_not(None),
+        Customer.value_tier.is_distinct_from(expr),
+    )
+    if ids is not None:
+        moved = moved.where(Customer.id.in_(ids))
+    columns = ["company_id", "action", "entity_type", "entity_id", "data", "created_at"]
+    table = AuditLog.__table__
+    result = db.session.execute(
+        insert(table).from_select([table.c[c] for c in columns], moved),
+        execution_options={"guanxi_unscoped": True},
+    )
+    return result.rowcount
 
 
 def run_job(company: Company | None) -> str:
@@ -401,4 +458,32 @@ def seed_demo(customers: list[Customer], rng: random.Random, fake: Any) -> None:
                 )
     dedupe.seed_demo(customers, rng, fake)
     db.session.flush()
+    _seed_tier_history(customers)
     classify_customers()
+
+
+def _seed_tier_history(customers: list[Customer]) -> None:
+    """A year of value-tier moves (rated a year ago, then a few customers up or down each
+    month), so the tier movement report has a history; the final revenues stay as seeded.
+    Uses its own generator, leaving the demo's shared one untouched."""
+    rng = random.Random(f"guanxi-tiers-{require_company()}")
+    now = utcnow()
+    start = now - timedelta(days=365)
+    rated = [c for c in customers if c.status not in PROSPECT_STATUSES and c.created_at < start]
+    if not rated:
+        return
+    final = {c.id: c.revenue for c in rated}
+    bands = [(1_000_000, 3_000_000), (200_000, 999_999), (20_000, 199_999), (0, 19_999)]
+    db.session.flush()
+    classify_customers([c.id for c in rated], now=start)
+    for months_ago in range(11, 0, -1):
+        movers = rng.sample(rated, min(len(rated), rng.randint(1, 4)))
+        for customer in movers:
+            band = TIERS.index(customer.value_tier) + rng.choice([-1, 1])
+            low, high = bands[min(max(band, 0), len(bands) - 1)]
+            customer.revenue = Decimal(rng.randint(low, high))
+        db.session.flush()
+        classify_customers([c.id for c in movers], now=now - timedelta(days=30 * months_ago))
+    for customer in rated:
+        customer.revenue = final[customer.id]
+    db.session.flush()

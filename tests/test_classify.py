@@ -122,7 +122,8 @@ def test_tuned_rules_change_the_results(app, db, company):
         stored = db.session.scalars(db.select(CompanySetting)).one()
         assert stored.key == "customer_rules"
         assert stored.value == {"tier_b_min": 40_000, "tier_c_min": 10_000, "new_days": 30}
-        assert db.session.scalars(db.select(AuditLog.action)).all() == ["update"]
+        actions = db.session.scalars(db.select(AuditLog.action).order_by(AuditLog.id)).all()
+        assert actions == ["update", "classify"]  # the rules saved, then the C → B move
         classify.reset_rules()
         assert classify.load_rules() == classify.DEFAULTS
 
@@ -215,7 +216,7 @@ def test_query_count_does_not_grow_with_customers(app, db, company):
         db.session.commit()
         with QueryCounter(db.engine) as many:
             classify.classify_customers(now=NOW)
-        assert many.count == few.count <= 4
+        assert many.count == few.count <= 5  # 3 updates and the INSERT of the tier moves
 
 
 def test_nightly_job_classifies_every_company(app, db, company):
