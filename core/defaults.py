@@ -249,3 +249,18 @@ def guanxi_api_resources() -> list[Any]:
     from core.api.records import CORE_RESOURCES
 
     return [resource() for resource in CORE_RESOURCES]
+
+
+@hookimpl
+def guanxi_reports() -> list[Any]:
+    from core.builtin_reports import REPORTS
+
+    return list(REPORTS)
+
+
+@hookimpl
+def guanxi_dashboard_widgets(company: Any, user: Any) -> list[Any]:
+    """Small report charts for the user's role, each linking to its full report."""
+    from core.web.reports import dashboard_widgets
+
+    return dashboard_widgets(user)

@@ -33,6 +33,9 @@ def register(app: Flask) -> None:
     app.register_blueprint(tokens.bp)
     app.context_processor(notifications.template_context)
     app.register_blueprint(apidocs.bp)
+    from core.web import reports
+
+    app.register_blueprint(reports.bp)
     from core import api
 
     api.init_app(app)

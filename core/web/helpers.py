@@ -36,6 +36,7 @@ CORE_MENU = [
     MenuItem("channels.index", "Channels", "渠道", 30),
     MenuItem("tickets.index", "Tickets", "服务工单", 40),
     MenuItem("interactions.next_steps", "Next steps", "待办跟进", 50),
+    MenuItem("reports.index", "Reports", "报表", 60),
     MenuItem("settings.index", "Settings", "设置", 90, roles=("admin", "manager")),
 ]
 
