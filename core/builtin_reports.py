@@ -41,6 +41,7 @@ from core.models import (
     ServiceTicket,
     Team,
     User,
+    WorkflowHistory,
 )
 from core.reports import (
     Column,
@@ -966,20 +967,26 @@ SATISFACTION = Report(
 
 
 def _funnel_query(p: Mapping[str, Any]) -> Any:
-    followed = exists().where(
-        Interaction.ticket_id == ServiceTicket.id, Interaction.kind == "follow_up"
-    )
-    satisfied = exists().where(
-        Interaction.ticket_id == ServiceTicket.id,
-        Interaction.kind == "follow_up",
-        Interaction.customer_score >= SATISFIED,
-    )
-    done = _states("done")
+    def history(*conditions: Any) -> Any:
+        return exists().where(
+            WorkflowHistory.subject_type == TICKET,
+            WorkflowHistory.subject_id == ServiceTicket.id,
+            *conditions,
+        )
+
+    def follow_up(*conditions: Any) -> Any:
+        return exists().where(
+            Interaction.ticket_id == ServiceTicket.id, Interaction.kind == "follow_up", *conditions
+        )
+
+    resolved = history(WorkflowHistory.to_state.in_(_states("done")))
+    followed = and_(resolved, follow_up())
+    satisfied = and_(resolved, follow_up(Interaction.customer_score >= SATISFIED))
     return (
         select(
             func.count(ServiceTicket.id).label("opened"),
-            func.sum(case((ServiceTicket.state != "new", 1), else_=0)).label("responded"),
-            func.sum(case((ServiceTicket.state.in_(done), 1), else_=0)).label("resolved"),
+            func.sum(case((history(), 1), else_=0)).label("responded"),
+            func.sum(case((resolved, 1), else_=0)).label("resolved"),
             func.sum(case((followed, 1), else_=0)).label("followed"),
             func.sum(case((satisfied, 1), else_=0)).label("satisfied"),
         )
@@ -1029,9 +1036,11 @@ SERVICE_FUNNEL = Report(
     name="service_funnel",
     label="Service funnel",
     label_zh="服务漏斗",
-    description="Of the tickets opened in the period: how many were responded to, resolved, "
-    "followed up, and left the customer satisfied.",
-    description_zh="期间受理的工单中：已响应、已解决、已回访以及客户满意的数量与比例。",
+    description="Of the tickets opened in the period: how many were responded to (left the "
+    "state new), were resolved at least once, were then followed up, and left the customer "
+    "satisfied (a follow-up scored 4 or 5).",
+    description_zh="期间受理的工单中：已响应（离开新建状态）、曾经解决、解决后已回访，"
+    "以及客户满意（回访评分4或5分）的数量与比例。",
     params=date_range(90, "Created", "创建日期"),
     query=_funnel_query,
     shape=_funnel_shape,
