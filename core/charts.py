@@ -106,7 +106,7 @@ def nice_ticks(low: float, high: float, count: int = 5, integer: bool = False) -
     low, high = min(0.0, float(low)), max(0.0, float(high))
     if low == high:
         high = 1.0
-    step = _nice((high - low) / max(1, count - 1), round_=True)
+    step = _nice((high - low) / max(1, count - 1))
     if integer:
         step = max(step, 1.0)
     start = math.floor(low / step) * step
@@ -118,13 +118,11 @@ def nice_ticks(low: float, high: float, count: int = 5, integer: bool = False) -
     return ticks
 
 
-def _nice(value: float, round_: bool) -> float:
+def _nice(value: float) -> float:
+    """``value`` rounded to 1, 2, 5 or 10 times a power of ten."""
     exponent = math.floor(math.log10(value))
     fraction = value / 10**exponent
-    if round_:
-        nice = 1 if fraction < 1.5 else 2 if fraction < 3 else 5 if fraction < 7 else 10
-    else:
-        nice = 1 if fraction <= 1 else 2 if fraction <= 2 else 5 if fraction <= 5 else 10
+    nice = 1 if fraction < 1.5 else 2 if fraction < 3 else 5 if fraction < 7 else 10
     return nice * 10**exponent
 
 

@@ -70,6 +70,8 @@ FORMATS = ("text", "int", "number", "money", "percent")
 MIN_DATE, MAX_DATE = date(1970, 1, 1), date(2999, 12, 31)
 #: Longest range of months a monthly report fills (ten years).
 MAX_MONTHS = 120
+#: Names a parameter may not take (they are the URL's own: ``/reports/<name>/export.<fmt>``).
+RESERVED = frozenset({"name", "fmt"})
 
 Choices = Sequence[tuple[str, str, str]] | Callable[[], list[tuple[Any, str]]]
 
@@ -204,6 +206,18 @@ class Report:
     group: str = ""
     order: int = 100
     plugin: str = ""
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names) or RESERVED & set(names):
+            raise ValueError(
+                f"report {self.name!r}: parameter names must be unique and not "
+                f"{', '.join(sorted(RESERVED))}"
+            )
+        if isinstance(self.chart, str) and self.chart not in charts.KINDS:
+            raise ValueError(f"report {self.name!r}: unknown chart {self.chart!r}")
+        if any(p.type not in PARAM_TYPES for p in self.params):
+            raise ValueError(f"report {self.name!r}: parameter types are {', '.join(PARAM_TYPES)}")
 
     @property
     def text(self) -> str:
@@ -519,7 +533,9 @@ class Result:
             if key in by_key
         ]
         fmt = charts.number
-        if drawn and all(by_key[k].format == "percent" for k in (series or self.series)):
+        if drawn and all(
+            by_key[k].format == "percent" for k in series or self.series if k in by_key
+        ):
 
             def fmt(v: Any) -> str:
                 return "–" if v is None else f"{float(v) * 100:.0f}%"

@@ -408,3 +408,15 @@ def test_clicking_a_bar_opens_the_filtered_list(app, db, company, make_user, bro
     ]
     assert "消费者" not in page.inner_text("table.list.customers")
     assert page.locator("select[name=kind] option[selected]").get_attribute("value") == "business"
+
+
+def test_a_bad_declaration_is_refused_when_made():
+    from core.reports import Param
+
+    columns = (Column("label", "L", "", "text"),)
+    with pytest.raises(ValueError, match="parameter names"):
+        Report(name="x", label="X", query=None, columns=columns, params=(Param("name", "N"),))
+    with pytest.raises(ValueError, match="unknown chart 'radar'"):
+        Report(name="x", label="X", query=None, columns=columns, chart="radar")
+    with pytest.raises(ValueError, match="parameter types"):
+        Report(name="x", label="X", query=None, columns=columns, params=(Param("d", "D", "", "x"),))
