@@ -1,8 +1,8 @@
 """The ``guanxi`` command line.
 
 ``serve``, ``demo``, ``db upgrade|current|revision``, ``plugins list|enable|disable``,
-``jobs list|run-due``, ``users create`` and ``tokens create|list|revoke``, plus Flask's own
-``routes`` and ``shell``.
+``jobs list|run-due``, ``import``, ``users create`` and ``tokens create|list|revoke``, plus
+Flask's own ``routes`` and ``shell``.
 """
 
 from __future__ import annotations
@@ -261,6 +261,120 @@ def jobs_run_due(only: str | None) -> None:
         raise click.ClickException(f"no job named {only!r}; known: {', '.join(sorted(known))}")
     for name, scope, status in engine.run_due(only=only):
         click.echo(f"{name} {scope} {status}")
+
+
+# -- import -----------------------------------------------------------------------------------
+
+
+@main.command("import")
+@click.argument("kind")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--company", "code", required=True, help="Company code.")
+@click.option("--mapping", help="JSON (or a JSON file): file column -> field; default: guessed.")
+@click.option(
+    "--on-duplicate",
+    type=click.Choice(["skip", "update", "create"]),
+    default="skip",
+    show_default=True,
+    help="What a row matching an existing record does.",
+)
+@click.option("--batch", type=click.IntRange(1, 100_000), help="Commit every N rows (resumable).")
+@click.option("--resume", "resume_id", type=click.IntRange(1, 2**31 - 1), help="Task to resume.")
+@click.option("--errors", "errors_out", type=click.Path(dir_okay=False), help="Error report CSV.")
+@click.option("--user", "email", help="Import as this member (e-mail); audited as theirs.")
+@with_appcontext
+def import_command(
+    kind: str,
+    file: str,
+    code: str,
+    mapping: str | None,
+    on_duplicate: str,
+    batch: int | None,
+    resume_id: int | None,
+    errors_out: str | None,
+    email: str | None,
+) -> None:
+    """Import customers, contacts, channels, interactions or a plugin's records from FILE
+    (CSV or XLSX). All or nothing, unless --batch; see docs/import.md."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from core import importer, tabular, tasks
+    from core.tenancy import company_scope
+
+    company = _company(code)
+    user = _user(email) if email else None
+    path = Path(file).resolve()
+    with company_scope(company.id):
+        try:
+            importer.resource_for(kind)
+        except importer.MappingError as exc:
+            names = ", ".join(sorted(importer.resources()))
+            raise click.ClickException(f"{exc} (one of: {names})") from exc
+        if resume_id:
+            task = tasks.get(resume_id, kind="import")
+            if task is None or task.status != "failed" or not task.params:
+                raise click.ClickException(f"no failed import {resume_id} to resume in {code}")
+            if task.params.get("resource") != kind:
+                raise click.ClickException(f"import {resume_id} was of {task.params['resource']}")
+            task.params = {**task.params, "path": str(path)}
+            db.session.commit()
+        else:
+            chosen = None
+            if mapping:
+                text = Path(mapping).read_text("utf-8") if Path(mapping).is_file() else mapping
+                try:
+                    chosen = json.loads(text)
+                except ValueError as exc:
+                    raise click.ClickException(f"--mapping is not JSON: {exc}") from exc
+                if not isinstance(chosen, dict):
+                    raise click.ClickException("--mapping must map file columns to fields")
+            task = tasks.create(
+                "import",
+                importer.run,
+                user_id=user.id if user else None,
+                path=str(path),
+                resource=kind,
+                mapping=chosen,
+                on_duplicate=on_duplicate,
+                mode="batched" if batch else "atomic",
+                batch=batch or importer.DEFAULT_BATCH,
+                filename=path.name,
+            )
+        try:
+            with tabular.open_table(path) as table:
+                total = table.estimated_rows or 0
+        except tabular.TableError as exc:
+            raise click.ClickException(str(exc)) from exc
+        with click.progressbar(length=max(total, 1), label=f"importing {path.name}") as bar:
+
+            def advance(done: int, _total: int | None) -> None:
+                bar.update(max(0, min(done, bar.length) - bar.pos))
+
+            ended = tasks.execute(task.id, listener=advance)
+        result = ended.result or {}
+    counts = ", ".join(f"{k} {result.get(k, 0)}" for k in ("rows", "created", "updated"))
+    click.echo(
+        f"import {ended.id}: {ended.status}; {counts}, "
+        f"skipped {result.get('skipped', 0)}, with errors {result.get('failed', 0)}"
+    )
+    for error in (result.get("errors") or [])[:20]:
+        click.echo(f"  line {error['line']}, {error['column']}: {error['message']}", err=True)
+    report = result.get("error_file")
+    if report and errors_out:
+        shutil.copyfile(report, errors_out)
+        report = errors_out
+    if report:
+        click.echo(f"error report: {report}", err=True)
+    if ended.status != "done":
+        click.echo(ended.error or "the import failed", err=True)
+        if result.get("rows_committed") is not None and not result.get("status"):
+            click.echo(
+                f"resume with: guanxi import {kind} {file} --company {code} --resume {ended.id}",
+                err=True,
+            )
+        raise SystemExit(1)
 
 
 # -- users ------------------------------------------------------------------------------------
