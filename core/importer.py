@@ -1928,6 +1928,7 @@ def _run(
         with _bulk_settings():
             job.load_existing()
             for rows in _converted(job, table, size, skip):
+                before = counts.as_dict()
                 job.resolve(rows)
                 job.match(rows)
                 plan.rules.check_rows(job, [r for r in rows if not r.errors])
@@ -1938,7 +1939,7 @@ def _run(
                     if writing:
                         _write_chunk(job, rows)
                 else:
-                    _write_batch(job, rows, progress)
+                    _write_batch(job, rows, progress, before)
                 if progress is not None:
                     progress.advance(counts.rows, max(total or 0, counts.rows))
             outcome = "done"
@@ -1981,7 +1982,7 @@ def _run(
     return result
 
 
-def _write_batch(job: Job, rows: list[Row], progress: Any) -> None:
+def _write_batch(job: Job, rows: list[Row], progress: Any, before: dict[str, int]) -> None:
     """Write and commit one batch with its checkpoint; on failure roll it back, record the
     checkpoint of the batches before it and re-raise."""
     counts = job.counts
@@ -1993,7 +1994,8 @@ def _write_batch(job: Job, rows: list[Row], progress: Any) -> None:
         db.session.commit()
     except Exception:
         db.session.rollback()
-        _undo_counts(counts, rows)
+        for name, value in before.items():  # the batch will be read again
+            setattr(counts, name, value)
         job.created, job.updated, job.touched = [], [], set()
         if job.reporter is not None:
             job.reporter.forget(rows[0].line)
@@ -2078,20 +2080,6 @@ def _audit(
     audit.record("import", plan.resource.model.__tablename__, None, data, user_id=plan.user_id)
 
 
-def _undo_counts(counts: Counts, rows: list[Row]) -> None:
-    """Forget a batch whose write failed (it will be read again on resume)."""
-    counts.rows -= len(rows)
-    for row in rows:
-        if row.errors:
-            counts.failed -= 1
-        elif row.action == "create":
-            counts.created -= 1
-        elif row.action == "update":
-            counts.updated -= 1
-        else:
-            counts.skipped -= 1
-
-
 def _write_chunk(job: Job, rows: list[Row]) -> None:
     good = [r for r in rows if not r.errors]
     created, updated = job.write(good)
@@ -2131,12 +2119,12 @@ def _checkpoint_in_transaction(progress: Any, state: dict[str, Any]) -> None:
 
 def run(progress: Any, **params: Any) -> dict[str, Any]:
     """The background task ``import`` (:mod:`core.tasks`): :func:`import_file` with the task's
-    params (``path``, ``kind``, ``mapping``, ``on_duplicate``, ``mode``, ``batch``,
+    params (``path``, ``resource``, ``mapping``, ``on_duplicate``, ``mode``, ``batch``,
     ``filename``); the error report goes next to the uploaded file."""
     errors_path = folder() / f"task-{progress.task_id}-errors.csv"
     return import_file(
         params["path"],
-        params["kind"],
+        params["resource"],
         mapping=params.get("mapping"),
         on_duplicate=params.get("on_duplicate", "skip"),
         mode=params.get("mode", "atomic"),
@@ -2167,7 +2155,7 @@ def start(
         run,
         user_id=user_id,
         path=str(path),
-        kind=kind,
+        resource=kind,
         mapping=mapping,
         on_duplicate=on_duplicate,
         mode=mode,

@@ -169,7 +169,7 @@ def resolve(target: str) -> Callable[..., Any]:
 
 
 def create(
-    kind: str, func: Callable[..., Any], *, user_id: int | None = None, **params: Any
+    kind: str, func: Callable[..., Any], /, *, user_id: int | None = None, **params: Any
 ) -> BackgroundTask:
     """Write a queued task of the company in scope (committed) without starting it.
 
@@ -187,7 +187,7 @@ def create(
 
 
 def submit(
-    kind: str, func: Callable[..., Any], *, user_id: int | None = None, **params: Any
+    kind: str, func: Callable[..., Any], /, *, user_id: int | None = None, **params: Any
 ) -> BackgroundTask:
     """Create a task (:func:`create`) and start it in the background; returns the row at once.
 
