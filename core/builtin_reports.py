@@ -585,6 +585,10 @@ def _ticket_query_args(dim: str, value: Any, p: Mapping[str, Any]) -> dict[str, 
     query: dict[str, Any] = {}
     if p.get("assignee"):
         query["assignee"] = p["assignee"]
+    if p.get("start"):
+        query["created_from"] = p["start"]
+    if p.get("end"):
+        query["created_to"] = p["end"]
     if dim in ("assignee", "team"):
         query[dim] = "none" if value is None else value
     elif value is None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import re
 import types
+from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -163,7 +165,16 @@ def test_drill_down_links_lead_to_the_filtered_lists(app, client, acme, login_as
     assert 'href="/tickets/?priority=urgent&amp;state=resolved&amp;state=closed"' in html
     assert 'href="/tickets/?priority=normal&amp;state=new' in html
     html = client.get("/reports/sla?dimension=priority").get_data(as_text=True)
-    assert 'href="/tickets/?priority=urgent&amp;sla=breached"' in html
+    end = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    start = end - timedelta(days=89)  # the report's default: the last 90 days
+    assert (
+        f'href="/tickets/?created_from={start}&amp;created_to={end}&amp;priority=urgent'
+        '&amp;sla=breached"'
+    ) in html
+    html = client.get("/reports/tickets?dimension=type&start=2026-01-01&end=2026-03-31")
+    assert "created_from=2026-01-01&amp;created_to=2026-03-31&amp;type=" in html.get_data(
+        as_text=True
+    )
     html = client.get("/reports/channels").get_data(as_text=True)
     assert f'href="/channels/conflicts?channel={acme.ids["agency"]}"' in html
 

@@ -206,6 +206,9 @@ def test_list_filters(app, db, client, desk, now):
     assert listed("q=发票") == {theirs}
     assert listed("q=李先生") == {nobody}
     assert listed(f"q=%23{late}") == {late}
+    month_ago = (utcnow() - timedelta(days=30)).astimezone(SHANGHAI).date()
+    assert listed(f"created_to={month_ago}") == {late}  # the end day is included
+    assert listed(f"created_from={month_ago + timedelta(days=1)}") == {mine, theirs, nobody}
 
 
 def test_sla_filters_read_the_clocks(app, db, client, desk, now):
@@ -232,6 +235,8 @@ def test_sla_filters_read_the_clocks(app, db, client, desk, now):
         ("assignee=3000000000", "assignee"),  # beyond a 32-bit id: no such row, not a crash
         ("mine=perhaps", "mine"),
         ("sla=late", "sla"),
+        ("created_from=2026-13-01", "created_from"),
+        ("created_to=yesterday", "created_to"),
         ("after=x1", "after"),
         ("after=" + "9" * 40, "after"),
     ],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
@@ -208,6 +208,17 @@ def query(args: MultiDict, *, with_state: bool = True) -> tuple[Any, dict[str, s
                     status.in_(sla),
                 )
             )
+    for param, bound in (("created_from", 0), ("created_to", 1)):
+        raw = (args.get(param) or "").strip()
+        if not raw:
+            continue
+        moment = _day_start(raw, bound)
+        if moment is None:
+            errors[param] = _("Enter a date as YYYY-MM-DD.")
+        elif bound:
+            stmt = stmt.where(ServiceTicket.created_at < moment)
+        else:
+            stmt = stmt.where(ServiceTicket.created_at >= moment)
     q = (args.get("q") or "").strip().lstrip("#")
     if q:
         clause = ServiceTicket.subject.contains(q, autoescape=True)
@@ -217,6 +228,20 @@ def query(args: MultiDict, *, with_state: bool = True) -> tuple[Any, dict[str, s
     stmt, ext_errors = ext.apply_filters(stmt, fields, args)
     errors.update(ext_errors)
     return stmt, errors, fields
+
+
+def _day_start(raw: str, days_after: int) -> datetime | None:
+    """The start (in the company's zone) of day ``raw`` (``YYYY-MM-DD``) plus ``days_after``
+    days, or ``None`` for a malformed day; the ``created_to`` day is included."""
+    from core.interactions import company_zone
+
+    try:
+        day = date.fromisoformat(raw) if len(raw) == 10 else None
+    except ValueError:
+        day = None
+    if day is None or not 1970 <= day.year <= 2999:
+        return None
+    return datetime.combine(day + timedelta(days=days_after), time.min, tzinfo=company_zone())
 
 
 def _rows(result: Iterable[Any], fields: list[ext.Field]) -> list[TicketRow]:
