@@ -567,7 +567,7 @@ def test_guanxi_import_from_the_command_line(app, shop, tmp_path):
         main, ["import", "customers", str(path), "--company", co.code, "--errors", str(out)]
     )
     assert refused.exit_code == 1
-    assert "line 5, phone" in refused.output and "nothing was imported" in refused.output
+    assert "line 5, phone:" in refused.output and "created 0" in refused.output
     assert list(csv.reader(out.open(encoding="utf-8-sig")))[1][0] == "5"
     batched = runner.invoke(
         main,
@@ -615,3 +615,164 @@ def test_guanxi_import_resumes_a_failed_batched_import(app, shop, tmp_path, monk
     assert done.exit_code == 0, done.output
     with company_scope(co.id):
         assert [c for (c,) in customers(Customer.code)] == [f"K{i:04d}" for i in range(30)]
+
+
+# -- web --------------------------------------------------------------------------------------
+
+
+def _wait_for(client, task_id, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.get(f"/imports/{task_id}/status").get_json()
+        if state["finished"]:
+            return state
+        time.sleep(0.05)
+    raise AssertionError("the import did not finish")
+
+
+def _upload(client, data: bytes, name="客户.csv", kind="customers"):
+    return client.post(
+        "/imports/",
+        data={"kind": kind, "file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+    )
+
+
+def test_web_import_from_upload_to_result(client, company, login_as):
+    co = company(plugins=["pharma"])
+    login_as("manager", co)
+    page = client.get("/imports/")
+    assert page.status_code == 200 and 'type="file"' in page.text
+    data = "编号,客户名称,手机,床位数,备注\nW1,第一人民医院,13800138000,800,好\nW2,中医院,bad,100,\n"
+    uploaded = _upload(client, data.encode("gbk"))
+    assert uploaded.status_code == 302
+    mapping = client.get(uploaded.location)
+    assert mapping.status_code == 200
+    text = mapping.text
+    assert "第一人民医院" in text and "13800138000" in text  # the preview
+    assert '<option value="name" selected>' in text
+    assert '<option value="pharma__beds" selected>' in text  # a plugin field, suggested
+    assert '<option value="notes" selected>' in text
+    started = client.post(
+        uploaded.location,
+        data={"map-0": "code", "map-1": "name", "map-2": "phone", "map-3": "pharma__beds",
+              "map-4": "", "on_duplicate": "skip", "mode": "batched", "batch": "100"},
+    )  # fmt: skip
+    assert started.status_code == 302
+    task_id = int(started.location.rstrip("/").rsplit("/", 1)[1])
+    progress = client.get(f"/imports/{task_id}")
+    assert progress.status_code == 200
+    assert "imports.js" in progress.text or 'id="import-result"' in progress.text
+    state = _wait_for(client, task_id)
+    assert state["status"] == "done" and state["percent"] == 100
+    assert state["counts"] == {"rows": 2, "created": 1, "updated": 0, "skipped": 0, "failed": 1}
+    tasks.wait(task_id)
+    result = client.get(f"/imports/{task_id}")
+    assert 'data-count="created">1<' in result.text and 'id="error-report"' in result.text
+    assert "Not a phone number" in result.text or "bad" in result.text
+    report = client.get(f"/imports/{task_id}/errors.csv")
+    assert report.status_code == 200 and report.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(report.data.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["line", "errors", "编号"] and rows[1][0] == "3"
+    with company_scope(co.id):
+        assert customers(Customer.code, Customer.notes) == [("W1", None)]  # 备注 not mapped
+    assert "W1" not in client.get("/imports/").text  # the list shows files, not rows
+    assert f'href="/imports/{task_id}"' in client.get("/imports/").text
+
+
+def test_web_import_refused_rows_and_mapping_problems(client, company, login_as):
+    co = company()
+    login_as("admin", co)
+    uploaded = _upload(client, "name,phone\n,13800138000\n".encode())
+    no_name = client.post(uploaded.location, data={"map-0": "", "map-1": "phone"})
+    assert no_name.status_code == 422 and 'class="error import-problem"' in no_name.text
+    twice = client.post(uploaded.location, data={"map-0": "name", "map-1": "name"})
+    assert twice.status_code == 422
+    bad_batch = client.post(
+        uploaded.location, data={"map-0": "name", "map-1": "phone", "mode": "batched", "batch": "0"}
+    )
+    assert bad_batch.status_code == 422
+    started = client.post(uploaded.location, data={"map-0": "name", "map-1": "phone"})
+    task_id = int(started.location.rsplit("/", 1)[1])
+    state = _wait_for(client, task_id)
+    assert state["status"] == "failed" and state["counts"]["failed"] == 1
+    tasks.wait(task_id)
+    page = client.get(f"/imports/{task_id}")
+    assert 'data-status="failed"' in page.text and "Resume" not in page.text
+
+
+def test_web_upload_refuses_what_it_cannot_read(app, client, company, login_as):
+    co = company()
+    login_as("admin", co)
+    assert _upload(client, b"%PDF-1.4", name="scan.pdf").status_code == 422
+    assert _upload(client, b"", name="empty.csv").status_code == 422
+    assert _upload(client, b"PK\x03\x04broken", name="book.xlsx").status_code == 422
+    assert _upload(client, b"name\nx\n", kind="tickets").status_code == 422
+    assert client.post("/imports/", data={"kind": "customers"}).status_code == 422
+    app.config["IMPORT_MAX_MB"] = 0.001
+    too_big = _upload(client, b"name\n" + b"x" * 5000)
+    assert too_big.status_code == 413 and "MB" in too_big.text
+    assert client.get("/imports/file/c1-" + "0" * 32 + ".csv?kind=customers").status_code == 404
+    assert client.get("/imports/file/../../etc/passwd").status_code == 404
+    assert client.get("/imports/999999").status_code == 404
+    assert client.get("/imports/999999/errors.csv").status_code == 404
+
+
+def test_only_admins_and_managers_import(client, company, login_as):
+    co = company()
+    for role in ("sales_rep", "service_agent", "viewer"):
+        login_as(role, co)
+        assert client.get("/imports/").status_code == 403
+        assert _upload(client, b"name\nx\n").status_code == 403
+
+
+def test_another_companys_upload_and_import_are_not_found(client, company, login_as):
+    a, b = company(), company()
+    login_as("admin", a)
+    uploaded = _upload(client, "name\n甲\n".encode())
+    started = client.post(uploaded.location, data={"map-0": "name"})
+    task_id = int(started.location.rsplit("/", 1)[1])
+    _wait_for(client, task_id)
+    tasks.wait(task_id)
+    login_as("admin", b)
+    assert client.get(uploaded.location).status_code == 404
+    assert client.get(f"/imports/{task_id}").status_code == 404
+    assert client.get(f"/imports/{task_id}/status").status_code == 404
+
+
+def test_a_stopped_batched_web_import_resumes(client, company, login_as, monkeypatch):
+    co = company()
+    login_as("admin", co)
+    lines = ["code,name"] + [f"R{i:03d},客户{i}" for i in range(30)]
+    uploaded = _upload(client, "\n".join(lines).encode())
+    original = importer.Job._insert
+    calls = {"n": 0}
+
+    def flaky(self, rows):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("database went away")
+        return original(self, rows)
+
+    monkeypatch.setattr(importer.Job, "_insert", flaky)
+    started = client.post(
+        uploaded.location, data={"map-0": "code", "map-1": "name", "mode": "batched", "batch": "10"}
+    )
+    task_id = int(started.location.rsplit("/", 1)[1])
+    assert _wait_for(client, task_id)["status"] == "failed"
+    tasks.wait(task_id)
+    page = client.get(f"/imports/{task_id}")
+    assert "database went away" in page.text and "/resume" in page.text
+    assert client.post(f"/imports/{task_id}/resume").status_code == 302
+    assert _wait_for(client, task_id)["status"] == "done"
+    tasks.wait(task_id)
+    with company_scope(co.id):
+        assert [c for (c,) in customers(Customer.code)] == [f"R{i:03d}" for i in range(30)]
+
+
+def test_the_customer_list_links_to_the_import(client, company, login_as):
+    co = company()
+    login_as("manager", co)
+    assert 'href="/imports/?kind=customers"' in client.get("/customers/").text
+    login_as("sales_rep", co)
+    assert "/imports/" not in client.get("/customers/").text

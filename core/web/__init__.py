@@ -25,12 +25,13 @@ def register(app: Flask) -> None:
 
     app.register_blueprint(channels.bp)
     app.register_blueprint(dashboard.bp)
-    from core.web import comments, interactions, notifications, tokens
+    from core.web import comments, imports, interactions, notifications, tokens
 
     app.register_blueprint(interactions.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(comments.bp)
     app.register_blueprint(tokens.bp)
+    app.register_blueprint(imports.bp)
     app.context_processor(notifications.template_context)
     app.register_blueprint(apidocs.bp)
     from core.web import reports
