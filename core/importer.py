@@ -928,10 +928,50 @@ def _core_converter(
     zone: ZoneInfo,
     check: Callable | None,
 ) -> Callable[[str], Any]:
+    convert = _core_converter_of(col, field, column, dialect, zone, check)
+    extra = [v for v in field.validators if not isinstance(v, _COMPILED) and v is not _NOT_BLANK]
+    if not extra:
+        return convert
+
+    def checked(raw: str) -> Any:
+        value = convert(raw)
+        if value is not None:
+            for validator in extra:
+                try:
+                    validator(value)
+                except ma.ValidationError as exc:
+                    raise Bad(" ".join(str(m) for m in _messages(exc))) from None
+        return value
+
+    return checked
+
+
+#: Validators the converters compile in; others are called on each converted value.
+_COMPILED = (ma.validate.Length, ma.validate.Range, ma.validate.OneOf, ma.validate.Email)
+_NOT_BLANK = schemas.not_blank
+
+
+def _messages(exc: ma.ValidationError) -> list[Any]:
+    messages = exc.messages
+    if isinstance(messages, dict):
+        return [m for value in messages.values() for m in value]
+    return list(messages) if isinstance(messages, list) else [messages]
+
+
+def _core_converter_of(
+    col: Column,
+    field: ma.fields.Field,
+    column: sa.Column | None,
+    dialect: Any,
+    zone: ZoneInfo,
+    check: Callable | None,
+) -> Callable[[str], Any]:
     process = _processor(column, dialect)
     has_default, default = _default(column) if column is not None else (False, None)
     blank = (process(default) if process else default) if has_default else None
     required = bool(field.required) and not has_default
+    if column is not None and not column.nullable and blank is None:
+        required = True  # the database would refuse the row
     kind = col.type
     if kind == "choice":
         lookup = {v.casefold(): v for v, _label in col.choices}
@@ -939,7 +979,8 @@ def _core_converter(
             lookup.update(_choice_lookup(col.choice_list))
         lookup.update({v: v for v, _label in col.choices})
         if blank is not None and default not in {v for v, _l in col.choices}:
-            blank = None
+            blank = None  # the default is not a choice of this company's
+            required = required or (column is not None and not column.nullable)
         return _choice(lookup, blank, required, process)
     if kind == "reference":
         return _reference(required)
@@ -1093,7 +1134,8 @@ class Rules:
                 row.fail(job.header_of(key), " ".join(str(m) for m in messages))
 
     def after(self, job: Job, created: list[int], updated: list[int], rows: list[Row]) -> None:
-        """After a chunk is written (inside its transaction)."""
+        """After a chunk is written (inside its transaction); ``rows`` are those created or
+        updated."""
         from core.api.resources import Resource
 
         if type(self.resource).after_write is Resource.after_write:
@@ -1259,12 +1301,13 @@ class InteractionRules(Rules):
             from core.models import ServiceTicket
 
             model = model or ServiceTicket
-            ids = {get(r, key) for r in rows if get(r, key) is not None}
-            owners = dict(
-                db.session.execute(select(model.id, model.customer_id).where(model.id.in_(ids)))
-                .tuples()
-                .all()
-            )
+            ids = sorted({get(r, key) for r in rows if get(r, key) is not None})
+            owners: dict[int, int] = {}
+            for start in range(0, len(ids), 500):
+                stmt = select(model.id, model.customer_id).where(
+                    model.id.in_(ids[start : start + 500])
+                )
+                owners.update(db.session.execute(stmt).tuples().all())
             for row in rows:
                 value = get(row, key)
                 if value is not None and owners.get(value) != get(row, "customer_id"):
@@ -2086,7 +2129,7 @@ def _write_chunk(job: Job, rows: list[Row]) -> None:
     job.counts.created += len(created)
     job.counts.updated += len(updated)
     job.counts.skipped += len(good) - len(created) - len(updated)
-    job.plan.rules.after(job, created, updated, good)
+    job.plan.rules.after(job, created, updated, [r for r in good if r.action != "skip"])
     job.created.extend(created)
     job.updated.extend(updated)
 
