@@ -116,7 +116,8 @@ def import_guanxi(app, company_id: int, user_id: int, path: Path) -> tuple[float
 
 
 def raw_rows(app, company_id: int, user_id: int, rows: list[list[str]]):  # noqa: ANN001, ANN201
-    """The rows exactly as the import stores them (values the driver receives)."""
+    """The rows exactly as the import stores them (values the driver receives), with the
+    classification a new customer gets under the default rules."""
     from datetime import UTC, datetime
 
     now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -124,6 +125,8 @@ def raw_rows(app, company_id: int, user_id: int, rows: list[list[str]]):  # noqa
     titles = {"主任医师": "chief"}
     customers, ext = [], []
     for i, r in enumerate(rows, start=1):
+        revenue = float(r[6])
+        tier = "A" if revenue >= 1e6 else "B" if revenue >= 2e5 else "C" if revenue >= 2e4 else "D"
         customers.append(
             (
                 i,
@@ -134,12 +137,15 @@ def raw_rows(app, company_id: int, user_id: int, rows: list[list[str]]):  # noqa
                 kinds.get(r[3], r[3]),
                 r[4],
                 r[5],
-                float(r[6]),
+                revenue,
                 0,
                 user_id,
                 now,
                 now,
                 1,
+                tier,
+                None if r[5] == "potential" else "new",
+                "acquisition",
             )
         )
         if r[7] or r[8]:
@@ -177,8 +183,8 @@ def raw_sqlite(source: Path, target: Path, customers: list, ext: list) -> float:
     started = time.perf_counter()
     conn.executemany(
         "INSERT INTO customer (id, company_id, code, name, phone, kind, region, status, revenue, "
-        "is_organization, owner_id, created_at, updated_at, version) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "is_organization, owner_id, created_at, updated_at, version, value_tier, loyalty, "
+        "lifecycle_stage) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         customers,
     )
     conn.executemany(
@@ -191,6 +197,21 @@ def raw_sqlite(source: Path, target: Path, customers: list, ext: list) -> float:
     conn.close()
     assert count == len(customers), count
     return elapsed
+
+
+def same_rows(ours: Path, raw: Path) -> None:
+    """Stop unless both databases hold the same customers and pharma fields."""
+    columns = (
+        "id, code, name, phone, kind, region, status, revenue, is_organization, owner_id, "
+        "value_tier, loyalty, lifecycle_stage, version"
+    )
+    for sql in (
+        f"SELECT {columns} FROM customer ORDER BY id",
+        "SELECT id, beds, title FROM pharma_customer_ext ORDER BY id",
+    ):
+        with sqlite3.connect(ours) as a, sqlite3.connect(raw) as b:
+            if a.execute(sql).fetchall() != b.execute(sql).fetchall():
+                sys.exit(f"the import and the raw insert stored different rows: {sql}")
 
 
 MODE = "atomic"
@@ -227,6 +248,7 @@ def main() -> None:
             sys.exit(f"import created {outcome['created']} of {args.rows}: {outcome['errors'][:3]}")
         customers, ext = raw_rows(app, company_id, user_id, rows)
         raw_seconds = raw_sqlite(folder / "guanxi.db", folder / "raw.db", customers, ext)
+        same_rows(folder / "guanxi.db", folder / "raw.db")
         ours, raw = args.rows / seconds, args.rows / raw_seconds
         print(f"guanxi import: {ours:.0f} rows/s")
         print(f"raw sqlite3 executemany: {raw:.0f} rows/s")

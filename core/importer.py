@@ -49,7 +49,7 @@ import gc
 import operator
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -1528,7 +1528,7 @@ class Job:
             if plan.rules.dedupe_phone and plan.on_duplicate != "create"
             else None
         )
-        phone_key = _phone_key
+        phone_key = dedupe.phone_key
         key_header = self.header_of(plan.key) if plan.key else ""
         phone_header = self.header_of("phone") if phone_pos is not None else ""
         seen_keys, existing_keys = self.seen_keys, self.existing_keys
@@ -1551,7 +1551,12 @@ class Job:
                     seen_keys[value] = row.line
                     matches = existing_keys.get(value, none)
             if phone_pos is not None:
-                found = phone_key(values[phone_pos])
+                found = values[phone_pos]
+                # A mainland mobile number (the usual cell) is its own key.
+                if found is not None and not (
+                    len(found) == 11 and found[0] == "1" and found.isdigit() and found.isascii()
+                ):
+                    found = phone_key(found)
                 if found is not None:
                     first = seen_phones.get(found)
                     if first is not None:
@@ -1610,20 +1615,35 @@ class Job:
 
     # -- converting ------------------------------------------------------------------------
 
-    def convert(self, lines: list[int], cells: list[list[str]]) -> list[Row]:
-        """Rows of text cells → :class:`Row` with converted values (or errors)."""
+    def convert(self, source: Iterable[list[str]], size: int, skip: int) -> Iterator[list[Row]]:
+        """The rows of ``source`` (text cells, after the header) as :class:`Row` with converted
+        values or errors, ``size`` at a time. Blank rows are left out; so are the first ``skip``
+        rows that are not blank (a resume)."""
         width = self.plan.width
         convert_row = self.convert_row
+        slow_row = self._slow_row
         out: list[Row] = []
         append = out.append
-        for line, row in zip(lines, cells, strict=True):
-            try:
-                values = convert_row(row)
-            except (Bad, IndexError):
-                append(self._slow_row(line, row, width))
+        room = size
+        line = 1
+        for cells in source:
+            line += 1
+            if not (cells and cells[0] and not cells[0].isspace()) and not "".join(cells).strip():
+                continue  # a blank row
+            if skip:
+                skip -= 1
                 continue
-            append(Row(line, row, values))
-        return out
+            try:
+                append(Row(line, cells, convert_row(cells)))
+            except (Bad, IndexError):
+                append(slow_row(line, cells, width))
+            room -= 1
+            if not room:
+                yield out
+                out, room = [], size
+                append = out.append
+        if out:
+            yield out
 
     def _slow_row(self, line: int, cells: list[str], width: int) -> Row:
         if len(cells) < width:
@@ -1771,19 +1791,6 @@ class Job:
                 self.reporter.writerow([row.line, text, *row.cells])
 
 
-def _phone_key(phone: str | None) -> str | None:
-    """:func:`core.dedupe.phone_key`, with a shortcut for the common case (a mainland mobile
-    number, whose key is its eleven digits)."""
-    if phone is None:
-        return None
-    if len(phone) == 11 and phone[0] == "1" and phone.isdigit() and phone.isascii():
-        return phone
-    digits = phone.translate(_PHONE_TABLE)
-    if len(digits) == 11 and digits[0] == "1" and digits.isdigit() and digits.isascii():
-        return digits
-    return dedupe.phone_key(phone)
-
-
 def _lookup(target: str, wanted: set[str]) -> dict[str, int | None]:
     """``wanted`` texts naming records of table ``target`` → id (``-1`` when several records
     match, ``None`` when none does): the table's natural keys first (:data:`NATURAL_KEYS`,
@@ -1855,29 +1862,6 @@ def _paused_gc() -> Iterator[None]:
             _gc_pausers -= 1
             if _gc_pausers == 0 and was:
                 gc.enable()
-
-
-def _chunks(rows: Iterator[list[str]], size: int, skip: int) -> Iterator[tuple[list, list]]:
-    """``(line numbers, rows)`` of non-blank record rows, ``size`` at a time, after leaving
-    out the first ``skip`` of them (a resume)."""
-    line = 1
-    lines: list[int] = []
-    batch: list[list[str]] = []
-    seen = 0
-    for row in rows:
-        line += 1
-        if not (row and row[0] and not row[0].isspace()) and not "".join(row).strip():
-            continue  # a blank row
-        seen += 1
-        if seen <= skip:
-            continue
-        lines.append(line)
-        batch.append(row)
-        if len(batch) >= size:
-            yield lines, batch
-            lines, batch = [], []
-    if batch:
-        yield lines, batch
 
 
 def folder() -> Path:
@@ -1970,7 +1954,7 @@ def _run(
     try:
         with _bulk_settings():
             job.load_existing()
-            for rows in _converted(job, table, size, skip):
+            for rows in job.convert(table.rows(), size, skip):
                 before = counts.as_dict()
                 job.resolve(rows)
                 job.match(rows)
@@ -2096,16 +2080,6 @@ def _bulk_settings() -> Iterator[None]:
 
 #: Page cache of an SQLite import connection, in KiB (negative: SQLite's unit for KiB).
 BULK_CACHE_KB = -65536
-
-
-def _converted(job: Job, table: tabular.Table, size: int, skip: int) -> Iterator[list[Row]]:
-    """The file's rows, converted, ``size`` at a time.
-
-    (Reading and converting in a thread of its own, to overlap with SQLite's writing, was
-    measured slower: the writer releases and re-takes the GIL for every row it inserts and
-    then waits for the converting thread's time slice.)"""
-    for lines, cells in _chunks(table.rows(), size, skip):
-        yield job.convert(lines, cells)
 
 
 def _audit(
