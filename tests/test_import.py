@@ -129,9 +129,7 @@ def test_batched_import_keeps_good_batches_and_reports_bad_rows(shop, tmp_path):
         assert handle.session.scalar(select(func.count(Customer.id))) == 24
 
 
-def test_a_batched_import_that_fails_midway_resumes_without_duplicates(
-    shop, tmp_path, monkeypatch
-):
+def test_a_batched_import_that_fails_midway_resumes_without_duplicates(shop, tmp_path, monkeypatch):
     co, user = shop
     path = _many(tmp_path, 50)
     original = importer.Job._insert
@@ -405,7 +403,11 @@ def test_contacts_name_their_customer_by_code(shop, tmp_path):
         assert outcome["created"] == 1
         assert [(e["line"], e["column"]) for e in outcome["errors"]] == [(3, "客户")]
         contact = handle.session.scalar(select(Contact))
-        assert (contact.name, contact.title, contact.decision_role) == ("王主任", "科主任", "decider")
+        assert (contact.name, contact.title, contact.decision_role) == (
+            "王主任",
+            "科主任",
+            "decider",
+        )
 
 
 def test_interactions_keep_the_customers_last_contact(shop, tmp_path):
@@ -425,7 +427,10 @@ def test_interactions_keep_the_customers_last_contact(shop, tmp_path):
         )
         outcome = run(path, "interactions", user=user, mode="batched")
         assert outcome["created"] == 2
-        assert [(e["line"], e["column"]) for e in outcome["errors"]] == [(4, "时间"), (5, "外部编号")]
+        assert [(e["line"], e["column"]) for e in outcome["errors"]] == [
+            (4, "时间"),
+            (5, "外部编号"),
+        ]
         calls = handle.session.scalars(select(Interaction).order_by(Interaction.id)).all()
         assert [c.kind for c in calls] == ["call", "visit"]
         assert calls[0].occurred_at.isoformat() == "2026-03-01T01:30:00+00:00"  # Shanghai time
@@ -444,13 +449,22 @@ def test_channels_import_with_their_parent(shop, tmp_path):
         handle.session.commit()
         path = write_csv(
             tmp_path / "ch.csv",
-            [["编号", "渠道名称", "渠道类型", "上级渠道", "佣金率"], ["S1", "二级代理", "代理商", "TOP", "3.5"]],
+            [
+                ["编号", "渠道名称", "渠道类型", "上级渠道", "佣金率"],
+                ["S1", "二级代理", "代理商", "TOP", "3.5"],
+            ],
         )
         outcome = run(path, "channels", user=user)
         assert outcome["created"] == 1, outcome["errors"]
         child = handle.session.scalar(select(Channel).where(Channel.code == "S1"))
-        assert (child.type, child.commission_rate, child.status) == ("agent", Decimal("3.50"), "active")
-        assert child.parent_id == handle.session.scalar(select(Channel.id).where(Channel.code == "TOP"))
+        assert (child.type, child.commission_rate, child.status) == (
+            "agent",
+            Decimal("3.50"),
+            "active",
+        )
+        assert child.parent_id == handle.session.scalar(
+            select(Channel.id).where(Channel.code == "TOP")
+        )
 
 
 def test_a_plugin_resource_imports_through_the_same_mechanism(company, make_user, tmp_path):
@@ -643,7 +657,9 @@ def test_web_import_from_upload_to_result(client, company, login_as):
     login_as("manager", co)
     page = client.get("/imports/")
     assert page.status_code == 200 and 'type="file"' in page.text
-    data = "编号,客户名称,手机,床位数,备注\nW1,第一人民医院,13800138000,800,好\nW2,中医院,bad,100,\n"
+    data = (
+        "编号,客户名称,手机,床位数,备注\nW1,第一人民医院,13800138000,800,好\nW2,中医院,bad,100,\n"
+    )
     uploaded = _upload(client, data.encode("gbk"))
     assert uploaded.status_code == 302
     mapping = client.get(uploaded.location)
@@ -683,7 +699,7 @@ def test_web_import_from_upload_to_result(client, company, login_as):
 def test_web_import_refused_rows_and_mapping_problems(client, company, login_as):
     co = company()
     login_as("admin", co)
-    uploaded = _upload(client, "name,phone\n,13800138000\n".encode())
+    uploaded = _upload(client, b"name,phone\n,13800138000\n")
     no_name = client.post(uploaded.location, data={"map-0": "", "map-1": "phone"})
     assert no_name.status_code == 422 and 'class="error import-problem"' in no_name.text
     twice = client.post(uploaded.location, data={"map-0": "name", "map-1": "name"})
@@ -776,3 +792,38 @@ def test_the_customer_list_links_to_the_import(client, company, login_as):
     assert 'href="/imports/?kind=customers"' in client.get("/customers/").text
     login_as("sales_rep", co)
     assert "/imports/" not in client.get("/customers/").text
+
+
+def test_import_in_a_browser_shows_progress_then_the_result(
+    app, company, make_user, browser, live_url, tmp_path
+):
+    co = company(name="康泰医药", plugins=["pharma"])
+    make_user("manager", co, email="wang@example.com", password="s3cret-pass")
+    rows = [["编号", "客户名称", "手机", "床位数"]]
+    rows += [[f"B{i:05d}", f"客户{i}", f"137{i:08d}", str(i % 900)] for i in range(3000)]
+    rows.append(["B99999", "坏行", "not-a-phone", "1"])
+    path = write_csv(tmp_path / "客户.csv", rows)
+
+    page = browser.new_page(locale="zh-CN")
+    page.goto(f"{live_url}/login")
+    page.fill("input[name=email]", "wang@example.com")
+    page.fill("input[name=password]", "s3cret-pass")
+    page.click("button[type=submit]")
+    page.goto(f"{live_url}/customers/")
+    page.click("a[href='/imports/?kind=customers']")
+    page.set_input_files("input[type=file]", str(path))
+    page.click("main button.primary")
+    assert page.locator("select[name=map-3] option[value=pharma__beds]").evaluate("o => o.selected")
+    page.screenshot(path=str(tmp_path / "mapping.png"), full_page=True)
+    page.check("input[name=mode][value=batched]")
+    page.fill("input[name=batch]", "500")
+    page.click("main button.primary")
+    page.wait_for_selector("#import-result", timeout=30_000)  # the script reloads when done
+    assert page.locator("[data-count=created]").inner_text() == "3000"
+    assert page.locator("[data-count=failed]").inner_text() == "1"
+    assert page.locator(".import-errors td", has_text="not-a-phone").count() == 1
+    page.screenshot(path=str(tmp_path / "result.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("#error-report")
+    assert download.value.suggested_filename.endswith("-errors.csv")
+    tasks.wait(int(page.url.rstrip("/").rsplit("/", 1)[1]))
