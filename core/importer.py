@@ -1433,11 +1433,10 @@ class Counts:
 class Job:
     """One run of an import: the plan, the open file, the duplicate indexes, the counters."""
 
-    def __init__(self, plan: Plan, *, errors_path: Path | None, reporter: Any) -> None:
+    def __init__(self, plan: Plan, *, reporter: _Report | None) -> None:
         self.plan = plan
         self.counts = Counts()
         self.errors: list[RowError] = []
-        self.errors_path = errors_path
         self.reporter = reporter
         self.dialect = db.session.get_bind().dialect
         self.mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
@@ -1864,6 +1863,20 @@ def _paused_gc() -> Iterator[None]:
                 gc.enable()
 
 
+def prune(days: int = 7) -> int:
+    """Delete uploaded files and error reports older than ``days`` from :func:`folder` (a
+    stopped import can be resumed until then); returns how many went."""
+    import time as clock
+
+    limit = clock.time() - days * 86400
+    gone = 0
+    for path in folder().iterdir():
+        if path.is_file() and path.stat().st_mtime < limit:
+            path.unlink(missing_ok=True)
+            gone += 1
+    return gone
+
+
 def folder() -> Path:
     """Where uploaded files and error reports are kept (``IMPORT_FOLDER``, by default
     ``<instance>/imports``)."""
@@ -1943,7 +1956,7 @@ def _run(
     filename: str,
 ) -> dict[str, Any]:
     reporter = _Report(errors_path, plan.header, keep_before=skip) if errors_path else None
-    job = Job(plan, errors_path=errors_path, reporter=reporter)
+    job = Job(plan, reporter=reporter)
     counts = job.counts
     if skip:
         for name in ("rows", "created", "updated", "skipped", "failed"):
@@ -1981,7 +1994,8 @@ def _run(
         if mode == "atomic":
             db.session.rollback()
             counts.created = counts.updated = counts.skipped = 0
-        _audit(plan, filename, mode, counts, "interrupted", f"{type(exc).__name__}: {exc}"[:300])
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _audit(plan, filename, mode, counts, "interrupted", f"{type(exc).__name__}: {first}"[:300])
         db.session.commit()
         raise
     finally:

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-FORMATS = ("csv", "xlsx")
 #: Bytes looked at to tell UTF-8 from GB18030.
 SNIFF = 1 << 20
 
@@ -242,20 +240,9 @@ def preview(path: str | Path, rows: int = 5, fmt: str | None = None) -> tuple[li
         return table.header, out
 
 
-def csv_writer(handle: IO[str]) -> Any:
-    """A CSV writer for files people open in Excel (the caller writes the BOM first)."""
-    return csv.writer(handle, lineterminator="\r\n")
-
-
 def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Write a UTF-8 CSV with a BOM (Excel opens it with the Chinese intact)."""
     with Path(path).open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv_writer(handle)
+        writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(header)
         writer.writerows(rows)
-
-
-def read_csv(data: bytes) -> list[list[str]]:
-    """All rows of small CSV bytes (tests and previews), encoding detected."""
-    text = data.decode(detect_encoding(data[:SNIFF]))
-    return list(csv.reader(io.StringIO(text)))

@@ -274,7 +274,8 @@ def execute(
         db.session.commit()
     except Exception as exc:
         db.session.rollback()
-        detail = f"{type(exc).__name__}: {exc}"
+        # The first line: SQLAlchemy appends the statement and a link on the next ones.
+        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         log.error("task %s (%s) failed: %s\n%s", task_id, task.kind, detail, traceback.format_exc())
         _write(
             task_id,

@@ -827,3 +827,15 @@ def test_import_in_a_browser_shows_progress_then_the_result(
         page.click("#error-report")
     assert download.value.suggested_filename.endswith("-errors.csv")
     tasks.wait(int(page.url.rstrip("/").rsplit("/", 1)[1]))
+
+
+def test_old_uploads_and_reports_are_pruned(app, tmp_path):
+    import os
+
+    old, new = importer.folder() / "c1-old.csv", importer.folder() / "c1-new.csv"
+    for path in (old, new):
+        path.write_text("name\n")
+    week_ago = time.time() - 8 * 86400
+    os.utime(old, (week_ago, week_ago))
+    assert importer.prune(7) >= 1
+    assert not old.exists() and new.exists()

@@ -149,6 +149,7 @@ def _store(upload: Any) -> tuple[str, str | None]:
         fmt = tabular.format_of(upload.filename)
     except tabular.TableError:
         return "", _("Only CSV and Excel (XLSX) files can be imported.")
+    importer.prune(current_app.config.get("IMPORT_KEEP_DAYS") or 7)
     token = f"c{current_company_id()}-{uuid.uuid4().hex}.{fmt}"
     path = importer.folder() / token
     upload.save(path)
