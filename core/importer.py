@@ -16,14 +16,16 @@ The steps, each a function here:
 2. :func:`import_file` -- reads the file (:mod:`core.tabular`), converts and checks every row,
    finds duplicates and writes, in chunks, with a per-row error report.
 
-Speed. The row loop never calls marshmallow: :class:`Plan` compiles once per import a converter
-per mapped column from the field declarations (type, ``Length``, ``Range``, ``OneOf``, the
-choice list, required), which returns the value ready for the database driver. Foreign keys
-and duplicates are checked set-based (one query per key column per chunk, sets in Python), and
-rows are written with the driver's ``executemany`` on the session's connection, ids allocated
-in one statement per chunk, ``company_id`` and column defaults set here. Extension values go
-to their side tables the same way. Customers are then classified
-(:func:`core.classify.classify_customers`) in one set-based pass per chunk.
+Speed. The row loop never calls marshmallow: :func:`compile_plan` builds once per import a
+converter per mapped column (:mod:`core.converters`) from the field declarations (type,
+``Length``, ``Range``, ``OneOf``, the choice list, required), which returns the value ready for
+the database driver, and one generated function converts a whole row. Foreign keys and
+duplicates are checked set-based (one query per key column per chunk, sets in Python), and rows
+are written with the driver's ``executemany`` on the session's connection, ids allocated in one
+statement per chunk, ``company_id`` and column defaults set here. Extension values go to their
+side tables the same way. A new customer's classification is computed as its row is built
+(:meth:`CustomerRules.computer`); updated customers, and customers of imported interactions,
+are classified with :func:`core.classify.classify_customers`, set-based, once per transaction.
 
 Rules a person sees:
 
@@ -52,8 +54,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -64,7 +65,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core import audit, dedupe, tabular
+from core import audit, converters, dedupe, tabular
 from core import fields as ext
 from core.api import schemas
 from core.db import db, utcnow
@@ -173,16 +174,6 @@ LABELS: dict[str, tuple[str, str]] = {
     "quality_score": ("Quality score", "质检评分"),
 }
 
-_TRUE = frozenset({"1", "true", "yes", "y", "t", "是", "对", "√", "✓", "有"})
-_FALSE = frozenset({"0", "false", "no", "n", "f", "否", "不", "错", "×", "✗", "无"})
-_MOMENT = re.compile(
-    r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
-    r"(?:[ T]+(\d{1,2})[:：](\d{2})(?:[:：](\d{2})(?:\.(\d{1,6}))?)?)?"
-    r"\s*(Z|[+-]\d{2}:?\d{2})?$"
-)
-_PHONE_TABLE = str.maketrans(dedupe._PHONE_MAP)
-_EXTENSION = re.compile(r"(转|分机|ext\.?|x|#)\s*\d{1,6}$", re.IGNORECASE)
-
 
 class MappingError(ValueError):
     """The import cannot start: unknown kind, unreadable file, a mapping that does not fit."""
@@ -190,10 +181,6 @@ class MappingError(ValueError):
     def __init__(self, problems: str | list[str]) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("; ".join(self.problems))
-
-
-class Bad(Exception):
-    """A cell's value is refused; the message says why (in the user's language)."""
 
 
 # -- what can be imported -----------------------------------------------------------------------
@@ -271,7 +258,7 @@ def _column_type(name: str, field: ma.fields.Field, column: sa.Column | None) ->
         return "datetime"
     if isinstance(field, ma.fields.Date):
         return "date"
-    if name == "phone" or name.endswith("_phone") or name == "mobile":
+    if name == "phone" or name.endswith("converters.phone") or name == "mobile":
         return "phone"
     if any(isinstance(v, ma.validate.Email) for v in field.validators):
         return "email"
@@ -391,342 +378,6 @@ def suggest(header: Sequence[str], resource: Any) -> dict[str, str | None]:
             taken.add(key)
         out[name] = key
     return out
-
-
-# -- converters ---------------------------------------------------------------------------------
-
-
-def _bound(field: ma.fields.Field) -> tuple[Any, Any, bool, bool]:
-    low = high = None
-    low_in = high_in = True
-    for validator in field.validators:
-        if isinstance(validator, ma.validate.Range):
-            if validator.min is not None and (low is None or validator.min > low):
-                low, low_in = validator.min, validator.min_inclusive
-            if validator.max is not None and (high is None or validator.max < high):
-                high, high_in = validator.max, validator.max_inclusive
-    return low, high, low_in, high_in
-
-
-def _length(field: ma.fields.Field, column: sa.Column | None) -> int | None:
-    longest = None
-    for validator in field.validators:
-        if isinstance(validator, ma.validate.Length) and validator.max is not None:
-            longest = validator.max if longest is None else min(longest, validator.max)
-    length = getattr(column.type, "length", None) if column is not None else None
-    if length and (longest is None or length < longest):
-        longest = length
-    return longest
-
-
-def _range_message(low: Any, high: Any) -> str:
-    if low is not None and high is not None:
-        return _("Must be from %(low)s to %(high)s.", low=low, high=high)
-    if low is not None:
-        return _("Must be at least %(low)s.", low=low)
-    return _("Must be at most %(high)s.", high=high)
-
-
-def _in_range(value: Any, low: Any, high: Any, low_in: bool, high_in: bool) -> bool:
-    if low is not None and (value < low if low_in else value <= low):
-        return False
-    return not (high is not None and (value > high if high_in else value >= high))
-
-
-def _text(maxlen: int | None, blank: Any, required: bool) -> Callable[[str], Any]:
-    longest = maxlen or schemas.TEXT_MAX
-
-    def convert(raw: str) -> Any:
-        raw = raw.strip()
-        if not raw:
-            if required:
-                raise Bad(_("Required."))
-            return blank
-        if len(raw) > longest:
-            raise Bad(_("At most %(n)d characters.", n=longest))
-        if "\x00" in raw:
-            raise Bad(_("Contains a character that cannot be stored."))
-        return raw
-
-    convert.fast = ("text", longest)  # type: ignore[attr-defined]
-    return convert
-
-
-def _phone(maxlen: int | None, required: bool) -> Callable[[str], Any]:
-    longest = maxlen or 40
-    table = _PHONE_TABLE
-
-    def convert(raw: str) -> Any:
-        raw = raw.strip()
-        if not raw:
-            if required:
-                raise Bad(_("Required."))
-            return None
-        if raw.isdigit() and raw.isascii() and 5 <= len(raw) <= 20:
-            return raw  # the usual cell: digits only
-        digits = raw.translate(table)
-        if not (digits.isdigit() and digits.isascii() and 5 <= len(digits) <= 20):
-            digits = _EXTENSION.sub("", raw).translate(table)
-            if not (digits.isdigit() and digits.isascii() and 5 <= len(digits) <= 20):
-                raise Bad(_("Not a phone number: %(value)s", value=raw[:40]))
-        if len(raw) > longest:
-            raise Bad(_("At most %(n)d characters.", n=longest))
-        return raw
-
-    convert.fast = ("digits", min(longest, 20))  # type: ignore[attr-defined]
-    return convert
-
-
-def _email(maxlen: int | None, required: bool) -> Callable[[str], Any]:
-    check = ma.validate.Email()
-    longest = maxlen or 254
-
-    def convert(raw: str) -> Any:
-        raw = raw.strip()
-        if not raw:
-            if required:
-                raise Bad(_("Required."))
-            return None
-        if len(raw) > longest:
-            raise Bad(_("At most %(n)d characters.", n=longest))
-        try:
-            check(raw)
-        except ma.ValidationError:
-            raise Bad(_("Not an e-mail address: %(value)s", value=raw[:60])) from None
-        return raw
-
-    return convert
-
-
-def _integer(bounds: tuple[Any, Any, bool, bool], blank: Any, required: bool) -> Callable:
-    low, high, low_in, high_in = bounds
-    if low is None:
-        low, low_in = -(2**31), True
-    if high is None:
-        high, high_in = 2**31 - 1, True
-
-    def convert(raw: str) -> Any:
-        raw = raw.strip()
-        if not raw:
-            if required:
-                raise Bad(_("Required."))
-            return blank
-        try:
-            value = int(raw)
-        except ValueError:
-            value = _whole(raw)
-        if not _in_range(value, low, high, low_in, high_in):
-            raise Bad(_range_message(low, high))
-        return value
-
-    if low_in and high_in:
-        convert.fast = ("int", low, high)  # type: ignore[attr-defined]
-    return convert
-
-
-def _whole(raw: str) -> int:
-    text = raw.replace(",", "").replace("，", "")
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise Bad(_("Not a whole number: %(value)s", value=raw[:40])) from None
-    if not number.is_finite() or number != number.to_integral_value() or not text.isascii():
-        raise Bad(_("Not a whole number: %(value)s", value=raw[:40]))
-    return int(number)
-
-
-def _decimal(
-    places: int | None,
-    bounds: tuple[Any, Any, bool, bool],
-    blank: Any,
-    required: bool,
-    process: Callable | None,
-) -> Callable:
-    low, high, low_in, high_in = bounds
-    step = Decimal(1).scaleb(-places) if places is not None else None
-    # A plain number with no more decimals than the column keeps needs no rounding.
-    digits = "" if places == 0 else f"(?:\\.\\d{{1,{places}}})?" if places else r"(?:\.\d+)?"
-    plain = re.compile(rf"-?\d{{1,18}}{digits}").fullmatch
-
-    def convert(raw: str) -> Any:
-        raw = raw.strip()
-        if not raw:
-            if required:
-                raise Bad(_("Required."))
-            return blank
-        if plain(raw) is not None:
-            value = Decimal(raw)
-            if (low is not None and (value < low if low_in else value <= low)) or (
-                high is not None and (value > high if high_in else value >= high)
-            ):
-                raise Bad(_range_message(low, high))
-            return process(value) if process else value
-        text = raw.replace(",", "").replace("，", "").lstrip("¥￥").removesuffix("元").strip()
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            raise Bad(_("Not a number: %(value)s", value=raw[:40])) from None
-        if not value.is_finite() or not text.isascii():
-            raise Bad(_("Not a number: %(value)s", value=raw[:40]))
-        if step is not None:
-            value = value.quantize(step, rounding=ROUND_HALF_UP)
-        if not _in_range(value, low, high, low_in, high_in):
-            raise Bad(_range_message(low, high))
-        return process(value) if process else value
-
-    # The common case inline (see compile_row): a plain number, made straight into what the
-    # driver takes (a float on SQLite, where the processor turns decimals into floats).
-    make = float if process is not None and type(process(Decimal("1.5"))) is float else None
-    if make is not None or process is None:
-        bounds = (
-            None if low is None else (make or Decimal)(low),
-            None if high is None else (make or Decimal)(high),
-            low_in,
-            high_in,
-        )
-        convert.fast = ("number", plain, make or Decimal, *bounds)  # type: ignore[attr-defined]
-    return convert
-
-
-def _boolean(blank: Any, required: bool, process: Callable | None) -> Callable:
-    def convert(raw: str) -> Any:
-        word = raw.strip().casefold()
-        if not word:
-            if required:
-                raise Bad(_("Required."))
-            return blank
-        if word in _TRUE:
-            value = True
-        elif word in _FALSE:
-            value = False
-        else:
-            raise Bad(_("Not yes or no: %(value)s", value=raw[:40]))
-        return process(value) if process else value
-
-    return convert
-
-
-def parse_moment(raw: str, zone: ZoneInfo) -> datetime | None:
-    """``2026-11-25``, ``2026/11/25 9:30``, ``2026年11月25日``, ISO with an offset… as an aware
-    moment (no offset: the company's time zone); ``None`` when it is none of those."""
-    match = _MOMENT.match(raw.strip())
-    if match is None:
-        return None
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    try:
-        moment = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour or 0),
-            int(minute or 0),
-            int(second or 0),
-            int((fraction or "0").ljust(6, "0")),
-        )
-    except ValueError:
-        return None
-    if offset:
-        return datetime.fromisoformat(
-            moment.isoformat() + ("+00:00" if offset == "Z" else offset)
-        ).astimezone(UTC)
-    return moment.replace(tzinfo=zone).astimezone(UTC)
-
-
-def _moment(
-    zone: ZoneInfo,
-    bounds: tuple[Any, Any, bool, bool],
-    blank: Any,
-    required: bool,
-    process: Callable | None,
-    check: Callable[[datetime], None] | None,
-) -> Callable:
-    def convert(raw: str) -> Any:
-        raw = raw.strip()
-        if not raw:
-            if required:
-                raise Bad(_("Required."))
-            return blank
-        moment = parse_moment(raw, zone)
-        if moment is None:
-            raise Bad(_("Not a date and time like 2026-11-25 09:30: %(value)s", value=raw[:40]))
-        if not schemas.YEARS[0] <= moment.year <= schemas.YEARS[1]:
-            raise Bad(_("Must be between the years %(a)s and %(b)s.", a=1900, b=2199))
-        if check is not None:
-            check(moment)
-        return process(moment) if process else moment
-
-    return convert
-
-
-def _date(
-    bounds: tuple[Any, Any, bool, bool], blank: Any, required: bool, process: Callable | None
-) -> Callable:
-    low, high, low_in, high_in = bounds
-    zone = ZoneInfo("UTC")
-
-    def convert(raw: str) -> Any:
-        raw = raw.strip()
-        if not raw:
-            if required:
-                raise Bad(_("Required."))
-            return blank
-        moment = parse_moment(raw, zone)
-        if moment is None or moment.time() != datetime.min.time():
-            raise Bad(_("Not a date like 2026-11-25: %(value)s", value=raw[:40]))
-        day = moment.date()
-        if not schemas.YEARS[0] <= day.year <= schemas.YEARS[1]:
-            raise Bad(_("Must be between the years %(a)s and %(b)s.", a=1900, b=2199))
-        if not _in_range(day, low, high, low_in, high_in):
-            raise Bad(_range_message(low, high))
-        return process(day) if process else day
-
-    return convert
-
-
-def _choice(
-    lookup: dict[str, str], blank: Any, required: bool, process: Callable | None
-) -> Callable:
-    def convert(raw: str) -> Any:
-        raw = raw.strip()
-        if not raw:
-            if required:
-                raise Bad(_("Required."))
-            return blank
-        value = lookup.get(raw)
-        if value is None:
-            value = lookup.get(raw.casefold())
-            if value is None:
-                raise Bad(_("Unknown value: %(value)s", value=raw[:40]))
-        return process(value) if process else value
-
-    if process is None:
-        convert.fast = ("lookup", {k: v for k, v in lookup.items() if k})  # type: ignore[attr-defined]
-    return convert
-
-
-def _reference(required: bool) -> Callable:
-    """Keeps the text: references are resolved set-based per chunk."""
-
-    def convert(raw: str) -> Any:
-        raw = raw.strip()
-        if not raw:
-            if required:
-                raise Bad(_("Required."))
-            return None
-        if len(raw) > 254 or "\x00" in raw:
-            raise Bad(_("No such record: %(value)s", value=raw[:40]))
-        return raw
-
-    return convert
-
-
-def _tags(raw: str) -> Any:
-    from core.customers import split_tags
-
-    names = split_tags(raw)
-    if any(len(n) > 60 for n in names) or len(names) > 30:
-        raise Bad(_("At most 30 tags of at most 60 characters each."))
-    return names or None
 
 
 # -- the plan of one import ---------------------------------------------------------------------
@@ -868,7 +519,7 @@ def compile_plan(
         if col.extension is not None:
             convert = _extension_converter(col.extension, dialect, zone)
         elif col.type == "tags":
-            convert = _tags
+            convert = converters.tags
         else:
             convert = _core_converter(
                 col, declared[key], db_column, dialect, zone, rules.checks.get(key)
@@ -920,6 +571,29 @@ def _ext_processed(f: ext.Field, value: Any, dialect: Any) -> Any:
     return process(value) if process and value is not None else value
 
 
+def _bound(field: ma.fields.Field) -> tuple[Any, Any, bool, bool]:
+    low = high = None
+    low_in = high_in = True
+    for validator in field.validators:
+        if isinstance(validator, ma.validate.Range):
+            if validator.min is not None and (low is None or validator.min > low):
+                low, low_in = validator.min, validator.min_inclusive
+            if validator.max is not None and (high is None or validator.max < high):
+                high, high_in = validator.max, validator.max_inclusive
+    return low, high, low_in, high_in
+
+
+def _length(field: ma.fields.Field, column: sa.Column | None) -> int | None:
+    longest = None
+    for validator in field.validators:
+        if isinstance(validator, ma.validate.Length) and validator.max is not None:
+            longest = validator.max if longest is None else min(longest, validator.max)
+    length = getattr(column.type, "length", None) if column is not None else None
+    if length and (longest is None or length < longest):
+        longest = length
+    return longest
+
+
 def _core_converter(
     col: Column,
     field: ma.fields.Field,
@@ -940,7 +614,7 @@ def _core_converter(
                 try:
                     validator(value)
                 except ma.ValidationError as exc:
-                    raise Bad(" ".join(str(m) for m in _messages(exc))) from None
+                    raise converters.Bad(" ".join(str(m) for m in _messages(exc))) from None
         return value
 
     return checked
@@ -981,123 +655,49 @@ def _core_converter_of(
         if blank is not None and default not in {v for v, _l in col.choices}:
             blank = None  # the default is not a choice of this company's
             required = required or (column is not None and not column.nullable)
-        return _choice(lookup, blank, required, process)
+        return converters.choice(lookup, blank, required, process)
     if kind == "reference":
-        return _reference(required)
+        return converters.reference(required)
     if kind == "phone":
-        return _phone(_length(field, column), required)
+        return converters.phone(_length(field, column), required)
     if kind == "email":
-        return _email(_length(field, column), required)
+        return converters.email(_length(field, column), required)
     if kind == "integer":
-        return _integer(_bound(field), blank, required)
+        return converters.integer(_bound(field), blank, required)
     if kind == "decimal":
         places = getattr(column.type, "scale", None) if column is not None else None
-        return _decimal(places, _bound(field), blank, required, process)
+        return converters.number(places, _bound(field), blank, required, process)
     if kind == "boolean":
-        return _boolean(blank, required, process)
+        return converters.boolean(blank, required, process)
     if kind == "datetime":
-        return _moment(zone, _bound(field), blank, required, process, check)
+        return converters.moment(zone, _bound(field), blank, required, process, check)
     if kind == "date":
-        return _date(_bound(field), blank, required, process)
-    return _text(_length(field, column), blank, required)
+        return converters.day(_bound(field), blank, required, process)
+    return converters.text(_length(field, column), blank, required)
 
 
 def _extension_converter(f: ext.Field, dialect: Any, zone: ZoneInfo) -> Callable[[str], Any]:
     process = _processor(_ext_column(f), dialect)
     bounds = (f.min, f.max, True, True)
     if f.type in ("string", "text"):
-        return _text(f.max_length or 200 if f.type == "string" else None, None, f.required)
+        return converters.text(
+            f.max_length or 200 if f.type == "string" else None, None, f.required
+        )
     if f.type == "integer":
-        return _integer(bounds, None, f.required)
+        return converters.integer(bounds, None, f.required)
     if f.type == "decimal":
-        return _decimal(f.scale, bounds, None, f.required, process)
+        return converters.number(f.scale, bounds, None, f.required, process)
     if f.type == "boolean":
-        return _boolean(None, f.required, process)
+        return converters.boolean(None, f.required, process)
     if f.type == "date":
-        return _date(bounds, None, f.required, process)
+        return converters.day(bounds, None, f.required, process)
     lookup: dict[str, str] = {}
     for value, label, label_zh in f.choices:
         for spelling in (label_zh, label, value):
             if spelling:
                 lookup[spelling.casefold()] = value
                 lookup[spelling] = value
-    return _choice(lookup, None, f.required, process)
-
-
-def compile_row(slots: Sequence[Slot]) -> Callable[[list[str]], list[Any]]:
-    """One function converting a row's cells to the slots' values, generated for the plan.
-
-    It inlines the common case of each converter (a text within its length, a choice spelled as
-    in the list, a phone of digits, a whole number in range) and calls the converter itself for
-    anything else; a refused cell raises :class:`Bad` (the caller then converts the row cell
-    by cell to collect every error with its column). Same results as calling the converters,
-    without a Python call per cell."""
-    lines = ["def convert_row(r):"]
-    names: dict[str, Any] = {}
-    for n, slot in enumerate(slots):
-        names[f"c{n}"] = slot.convert
-        fast = getattr(slot.convert, "fast", None)
-        cell = f"r[{slot.index}]"
-        kind = fast[0] if fast else None
-        if kind == "text":
-            names[f"m{n}"] = fast[1]
-            lines += [
-                f"    v{n} = {cell}.strip()",
-                f"    if not v{n} or len(v{n}) > m{n} or '\\x00' in v{n}:",
-                f"        v{n} = c{n}({cell})",
-            ]
-        elif kind == "lookup":
-            names[f"l{n}"] = fast[1]
-            lines += [
-                f"    v{n} = l{n}.get({cell})",
-                f"    if v{n} is None:",
-                f"        v{n} = c{n}({cell})",
-            ]
-        elif kind == "digits":
-            names[f"m{n}"] = fast[1]
-            lines += [
-                f"    v{n} = {cell}",
-                f"    if not (v{n}.isdigit() and v{n}.isascii() and 5 <= len(v{n}) <= m{n}):",
-                f"        v{n} = c{n}(v{n})",
-            ]
-        elif kind == "int":
-            names[f"lo{n}"], names[f"hi{n}"] = fast[1], fast[2]
-            lines += [
-                f"    v{n} = {cell}",
-                f"    if v{n}.isdigit() and v{n}.isascii() and len(v{n}) < 10:",
-                f"        v{n} = int(v{n})",
-                f"        if not lo{n} <= v{n} <= hi{n}:",
-                f"            v{n} = c{n}({cell})",
-                "    else:",
-                f"        v{n} = c{n}(v{n})",
-            ]
-        elif kind == "number":
-            _kind, plain, make, low, high, low_in, high_in = fast
-            names[f"p{n}"], names[f"k{n}"], names[f"lo{n}"], names[f"hi{n}"] = (
-                plain,
-                make,
-                low,
-                high,
-            )
-            checks = []
-            if low is not None:
-                checks.append(f"v{n} {'<' if low_in else '<='} lo{n}")
-            if high is not None:
-                checks.append(f"v{n} {'>' if high_in else '>='} hi{n}")
-            lines += [
-                f"    v{n} = {cell}",
-                f"    if p{n}(v{n}) is not None:",
-                f"        v{n} = k{n}(v{n})",
-                f"        if {' or '.join(checks) or 'False'}:",
-                f"            v{n} = c{n}({cell})",
-                "    else:",
-                f"        v{n} = c{n}(v{n})",
-            ]
-        else:
-            lines.append(f"    v{n} = c{n}({cell})")
-    lines.append(f"    return [{', '.join(f'v{n}' for n in range(len(slots)))}]")
-    exec(compile("\n".join(lines), "<import row>", "exec"), names)  # noqa: S102 - our own code
-    return names["convert_row"]
+    return converters.choice(lookup, None, f.required, process)
 
 
 # -- rules of each kind of record ---------------------------------------------------------------
@@ -1110,7 +710,7 @@ class Rules:
 
     #: Columns a new record gets from the import itself: key → ``f(user_id, now)``.
     provided: dict[str, Callable[[int | None, datetime], Any]] = {}
-    #: Extra checks of converted values, by column key (raise :class:`Bad`).
+    #: Extra checks of converted values, by column key (raise :class:`converters.Bad`).
     checks: dict[str, Callable[[Any], None]] = {}
     #: Columns a file must map for this kind of record (besides the declared required ones).
     required: tuple[str, ...] = ()
@@ -1279,7 +879,7 @@ class InteractionRules(Rules):
 
         def not_future(moment: datetime) -> None:
             if moment > limit:
-                raise Bad(_("Cannot be in the future; plan it as a next step instead."))
+                raise converters.Bad(_("Cannot be in the future; plan it as a next step instead."))
 
         self.checks = {"occurred_at": not_future}
 
@@ -1441,7 +1041,7 @@ class Job:
         self.dialect = db.session.get_bind().dialect
         self.mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
         self.positions = {s.column.key: i for i, s in enumerate(plan.slots)}
-        self.convert_row = compile_row(plan.slots)
+        self.convert_row = converters.compile_row([(s.index, s.convert) for s in plan.slots])
         self._reference_cache: dict[str, dict[str, int | None]] = {}
         self.seen_keys: dict[Any, int] = {}
         self.seen_phones: dict[str, int] = {}
@@ -1634,7 +1234,7 @@ class Job:
                 continue
             try:
                 append(Row(line, cells, convert_row(cells)))
-            except (Bad, IndexError):
+            except (converters.Bad, IndexError):
                 append(slow_row(line, cells, width))
             room -= 1
             if not room:
@@ -1652,7 +1252,7 @@ class Job:
         for slot in self.plan.slots:
             try:
                 row.values.append(slot.convert(cells[slot.index]))
-            except Bad as exc:
+            except converters.Bad as exc:
                 row.values.append(None)
                 row.fail(slot.header, str(exc))
         return row
