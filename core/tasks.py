@@ -231,6 +231,7 @@ def _thread_main(app: Flask, task_id: int) -> None:
             log.exception("task %s failed", task_id)
         finally:
             db.session.remove()
+            _threads.pop(task_id, None)
 
 
 def wait(task_id: int, timeout: float = 60.0) -> None:

@@ -839,3 +839,12 @@ def test_old_uploads_and_reports_are_pruned(app, tmp_path):
     os.utime(old, (week_ago, week_ago))
     assert importer.prune(7) >= 1
     assert not old.exists() and new.exists()
+
+
+def test_large_files_are_proposed_in_batches(client, company, login_as):
+    login_as("admin", company())
+    small = client.get(_upload(client, b"name\nx\n").location).text
+    assert 'value="atomic" checked' in small
+    big = b"name\n" + b"x\n" * 20_001
+    large = client.get(_upload(client, big).location).text
+    assert 'value="batched" checked' in large

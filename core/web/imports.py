@@ -49,6 +49,9 @@ bp = Blueprint("imports", __name__, url_prefix="/imports")
 IMPORT_ROLES = ("admin", "manager")
 #: Rows shown on the mapping page.
 PREVIEW_ROWS = 5
+#: Files with more rows than this are imported in batches unless the person chooses otherwise
+#: (an all-or-nothing import holds SQLite's write lock, and so every other writer, until it ends).
+BATCHED_FROM = 20_000
 _TOKEN = re.compile(r"^c(\d+)-([0-9a-f]{32})\.(csv|xlsx)$")
 
 
@@ -183,6 +186,8 @@ def mapping(token: str) -> Any:
         abort(404)
     try:
         header, rows = tabular.preview(path, PREVIEW_ROWS)
+        with tabular.open_table(path) as table:
+            estimated = table.estimated_rows or 0
     except tabular.TableError as exc:
         flash(_("The file cannot be read: %(why)s", why=str(exc)))
         return redirect(url_for(".upload", kind=kind))
@@ -191,7 +196,7 @@ def mapping(token: str) -> Any:
     chosen = dict(suggested)
     options = {
         "on_duplicate": request.form.get("on_duplicate", "skip"),
-        "mode": request.form.get("mode", "atomic"),
+        "mode": request.form.get("mode", "batched" if estimated > BATCHED_FROM else "atomic"),
         "batch": request.form.get("batch", str(importer.DEFAULT_BATCH)),
     }
     problems: list[str] = []
