@@ -848,3 +848,29 @@ def test_large_files_are_proposed_in_batches(client, company, login_as):
     big = b"name\n" + b"x\n" * 20_001
     large = client.get(_upload(client, big).location).text
     assert 'value="batched" checked' in large
+
+
+def test_bad_numbers_and_dates_name_their_cells(company, make_user, tmp_path):
+    co = company(plugins=["marketing"])
+    path = write_csv(
+        tmp_path / "n.csv",
+        [
+            ["name", "revenue", "生日"],
+            ["甲", "12,000.50", "1990年5月4日"],
+            ["乙", "一万", "1990-05-04"],
+            ["丙", "100", "1990-13-45"],
+            ["丁", "10000000000000", "1850-01-01"],
+        ],
+    )
+    with company_scope(co.id):
+        outcome = run(path, user=make_user("admin", co), mode="batched")
+        assert outcome["created"] == 1
+        assert [(e["line"], e["column"]) for e in outcome["errors"]] == [
+            (3, "revenue"),
+            (4, "生日"),
+            (5, "revenue"),
+            (5, "生日"),
+        ]
+        assert customers(Customer.revenue) == [(Decimal("12000.50"),)]
+        stored = handle.text("SELECT birthday FROM marketing_customer_ext")
+        assert [str(b) for (b,) in handle.session.execute(stored)] == ["1990-05-04"]
