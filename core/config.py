@@ -14,6 +14,9 @@
 ``GUANXI_RATELIMIT_STORAGE``  where the counts live: ``memory://`` (one process) or
                            ``redis://127.0.0.1:6379/1`` (shared by several gunicorn workers)
 ``GUANXI_MAX_BODY_MB``     largest request body in MB (``8``); bigger ones are refused with 413
+``GUANXI_IMPORT_MAX_MB``   largest spreadsheet the import page takes, in MB (``50``)
+``GUANXI_IMPORT_FOLDER``   where uploads and error reports wait (``<instance>/imports``)
+``GUANXI_IMPORT_KEEP_DAYS``  days uploads and error reports are kept (``7``)
 =========================  ==========================================================
 
 A mapping passed to :func:`core.app.create_app` overrides all of these (tests use it).
@@ -83,6 +86,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "API_RATE_LIMIT": os.environ.get("GUANXI_API_RATE_LIMIT") or "600/minute",
         "RATELIMIT_STORAGE_URI": os.environ.get("GUANXI_RATELIMIT_STORAGE") or "memory://",
         "MAX_CONTENT_LENGTH": int(float(os.environ.get("GUANXI_MAX_BODY_MB") or 8) * 2**20),
+        # Spreadsheet imports (core/importer.py, core/web/imports.py).
+        "IMPORT_MAX_MB": float(os.environ.get("GUANXI_IMPORT_MAX_MB") or 50),
+        "IMPORT_FOLDER": os.environ.get("GUANXI_IMPORT_FOLDER") or None,
+        "IMPORT_KEEP_DAYS": int(os.environ.get("GUANXI_IMPORT_KEEP_DAYS") or 7),
     }
     config.update(overrides)
     if not config["SECRET_KEY"]:
