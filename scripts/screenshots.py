@@ -40,6 +40,11 @@ SHOTS = [
     ("duplicates-insurance.png", "manager@insurance.demo", "/customers/duplicates", "zh_CN"),
     ("customers-insurance-en.png", "manager@insurance.demo", "/customers/", "en"),
     ("tickets-insurance-en.png", "manager@insurance.demo", "/tickets/", "en"),
+    ("reports-property.png", "manager@property.demo", "/reports/", "zh_CN"),
+    ("report-tickets-property.png", "manager@property.demo", "/reports/tickets", "zh_CN"),
+    ("report-customers-pharma.png", "manager@pharma.demo", "/reports/customers", "zh_CN"),
+    ("report-sla-property.png", "manager@property.demo", "/reports/sla", "zh_CN"),
+    ("import-pharma.png", "admin@pharma.demo", "/imports/", "zh_CN"),
     ("api-docs-pharma.png", "admin@pharma.demo", "/developer/api", "zh_CN"),
     ("tokens-pharma.png", "admin@pharma.demo", "/account/tokens/", "zh_CN"),
 ]
