@@ -218,16 +218,9 @@ def tags_of(customer_ids: list[int]) -> dict[int, list[str]]:
 def iterate(args: MultiDict, batch: int = 1000) -> Iterator[tuple[Customer, dict[str, Any]]]:
     """Every customer matching ``args``, in keyset batches (for exports)."""
     stmt, _errors, fields = query(args)
-    last: int | None = None
-    while True:
-        batch_stmt = stmt if last is None else stmt.where(Customer.id < last)
-        rows = db.session.execute(batch_stmt.order_by(Customer.id.desc()).limit(batch)).all()
-        if not rows:
-            return
+    for rows in keyset.batches(stmt, Customer.id, batch):
         for row in rows:
             yield row[0], {f.key: row._mapping[f.key] for f in fields}
-        last = rows[-1][0].id
-        db.session.expunge_all()
 
 
 # -- choices for the filter bar and the form --------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -108,3 +109,21 @@ def after(sort: Sort, id_column: Any, value: Any, row_id: int) -> Any:
     further = col < value if sort.descending else col > value
     clause = or_(further, and_(col == value, beyond))
     return or_(clause, col.is_(None)) if sort.nullable else clause
+
+
+def batches(stmt: Any, id_column: Any, size: int = 1000) -> Iterator[list[Any]]:
+    """Every row of ``stmt``, highest id first, ``size`` rows per query (exports of any length).
+
+    After each batch the session is emptied, so memory holds one batch, not every row read.
+    """
+    from core.db import db
+
+    last: int | None = None
+    while True:
+        batch_stmt = stmt if last is None else stmt.where(id_column < last)
+        rows = db.session.execute(batch_stmt.order_by(id_column.desc()).limit(size)).all()
+        if not rows:
+            return
+        last = rows[-1][0].id
+        yield rows
+        db.session.expunge_all()

@@ -20,7 +20,7 @@ from sqlalchemy.orm import aliased
 from werkzeug.datastructures import MultiDict
 
 from core import fields as ext
-from core import workflow
+from core import keyset, workflow
 from core.db import capped_count, db, utcnow
 from core.models import Customer, Obligation, ServiceTicket, Team, User
 from core.plugins import current
@@ -284,15 +284,8 @@ def iterate(args: MultiDict, batch: int = 500) -> Iterable[list[TicketRow]]:
     """Every ticket matching ``args`` in batches of ``batch`` rows, newest first (exports);
     each batch is one query plus its SLA badges, and leaves the session empty behind it."""
     stmt, _errors, fields = query(args)
-    last: int | None = None
-    while True:
-        batch_stmt = stmt if last is None else stmt.where(ServiceTicket.id < last)
-        rows = db.session.execute(batch_stmt.order_by(ServiceTicket.id.desc()).limit(batch)).all()
-        if not rows:
-            return
+    for rows in keyset.batches(stmt, ServiceTicket.id, batch):
         yield _rows(rows, fields)
-        last = rows[-1][0].id
-        db.session.expunge_all()
 
 
 @dataclass
