@@ -69,6 +69,28 @@ def test_tickets_and_channels_export_with_their_filters(client, login_as, acme, 
     )
 
 
+def test_a_manager_exports_the_next_steps_of_the_team(db, client, login_as, acme):
+    from core import interactions
+    from core.db import utcnow
+
+    manager = login_as("manager", acme)
+    with company_scope(acme.id):
+        customer = db.session.scalar(select(Customer).where(Customer.name == "王芳"))
+        interactions.log(
+            customer,
+            manager,
+            kind="call",
+            purpose="回访",
+            next_step="发送报价单",
+            next_step_due=utcnow(),
+        )
+        db.session.commit()
+    rows = rows_of(client.get("/interactions/next-steps/export.xlsx?who=team"), "xlsx")
+    assert rows[0][:3] == ["due", "next_step", "customer"]
+    assert [r[1:3] for r in rows[1:]] == [["发送报价单", "王芳"]]
+    assert client.get("/interactions/next-steps/export.csv?who=nobody").status_code == 400
+
+
 def test_exports_need_the_permission_and_are_audited(db, client, login_as, acme):
     acme_id = acme.id  # exports empty the shared session as they go
     login_as("sales_rep", acme)

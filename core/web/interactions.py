@@ -36,6 +36,7 @@ from core import interactions
 from core.choices import options
 from core.db import db, utcnow
 from core.models import Contact, Customer, Interaction, Membership, ServiceTicket, User
+from core.tenancy import company_scope, current_company_id
 from core.web.helpers import require_member, role
 from core.web.notifications import safe_next
 
@@ -295,9 +296,9 @@ def _visible_people() -> list[tuple[int, str]] | None:
     return [(current_user.id, current_user.name)]
 
 
-@bp.route("/next-steps")
-def next_steps() -> Any:
-    """The open next steps of the user (or, for managers, of their team), by due date."""
+def _whose_steps() -> tuple[str, list[int] | None, list[Any] | None]:
+    """``who`` of the request, the user ids whose next steps it shows (``None``: everyone's)
+    and the people it may choose from; 400 for someone the user may not look at."""
     who = request.args.get("who") or "me"
     visible = _visible_people()
     people = visible
@@ -318,6 +319,13 @@ def next_steps() -> Any:
         user_ids = [int(who)]
     else:
         abort(400, _("You cannot see the next steps of %(who)s.", who=who[:40]))
+    return who, user_ids, people
+
+
+@bp.route("/next-steps")
+def next_steps() -> Any:
+    """The open next steps of the user (or, for managers, of their team), by due date."""
+    who, user_ids, people = _whose_steps()
     after = request.args.get("after") or None
     try:
         page = interactions.next_steps(user_ids, current_app.config["LIST_PAGE_SIZE"], after)
@@ -332,6 +340,63 @@ def next_steps() -> Any:
         show_owner=user_ids != [current_user.id],
         can_write=role() not in (None, "viewer"),
     )
+
+
+STEP_COLUMNS = (
+    "due",
+    "next_step",
+    "customer",
+    "owner",
+    "kind",
+    "occurred_at",
+    "purpose",
+    "result",
+    "overdue",
+)
+
+
+@bp.route("/next-steps/export.<any(csv, xlsx):fmt>")
+def export_next_steps(fmt: str) -> Any:
+    """The next steps of the list (same ``who``) as CSV or XLSX, by due date, in the company's
+    time zone; needs the ``export`` permission and is audited."""
+    from core import access, exporter
+
+    _who, user_ids, _people = _whose_steps()
+    exporter.authorize("interaction", request.args)
+    company_id, owners, zone, now = (
+        current_company_id(),
+        access.visible_owner_ids(),
+        interactions.company_zone(),
+        utcnow(),
+    )
+
+    def local(moment: Any) -> str:
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+    def rows() -> Any:
+        after = None
+        with company_scope(company_id), access.owners_scope(owners):
+            while True:
+                page = interactions.next_steps(user_ids, 500, after, now)
+                for row, customer_name, owner_name in page.rows:
+                    due = row.next_step_due
+                    yield [
+                        local(due),
+                        row.next_step,
+                        customer_name,
+                        owner_name or "",
+                        row.kind,
+                        local(row.occurred_at),
+                        row.purpose,
+                        row.result,
+                        "yes" if due is not None and due < now else "",
+                    ]
+                if page.next_after is None:
+                    return
+                after = page.next_after
+                db.session.expunge_all()
+
+    return exporter.download(fmt, "next-steps", STEP_COLUMNS, rows, title=_("Next steps"))
 
 
 @bp.route("/<int:interaction_id>/done", methods=["POST"])
