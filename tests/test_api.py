@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from datetime import UTC, datetime
 
 import pytest
@@ -433,3 +434,19 @@ def test_keyset_pages_cover_every_record_once(app, db, world):
         if not after:
             break
     assert seen == sorted(seen) and len(seen) == len(set(seen)) == 24
+
+
+def test_a_searchable_resource_without_a_search_stops_the_start():
+    from core.api.resources import Resource
+    from core.plugins import Manifest, PluginError, PluginManager, hookimpl
+
+    class Notes(Resource):
+        name = "broken_notes"
+        model = Customer
+        searchable = True
+
+    module = types.ModuleType("broken_plugin")
+    module.manifest = Manifest(name="broken", label="Broken", label_zh="坏", version="0.1.0")
+    module.guanxi_api_resources = hookimpl(lambda: [Notes()])
+    with pytest.raises(PluginError, match="does not define search"):
+        PluginManager().install([module])

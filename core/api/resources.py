@@ -142,8 +142,9 @@ class Resource:
         return select(self.model)
 
     def search(self, q: str) -> Any:
-        """The condition of ``?q=`` (resources with :attr:`searchable`)."""
-        raise NotImplementedError
+        """The condition of ``?q=``; a resource with :attr:`searchable` overrides it (the
+        plugin manager refuses one that does not)."""
+        return sa.false()
 
     def filter(self, stmt: Select, args: Mapping[str, list[str]]) -> tuple[Select, dict]:
         """Apply the resource's own query parameters (those in :meth:`extra_params`)."""

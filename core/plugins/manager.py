@@ -195,11 +195,18 @@ class PluginManager:
         for plugin, bp in self._declared("guanxi_blueprints"):
             reg.blueprints.append((plugin, bp))
             reg.blueprint_owner[bp.name] = plugin
+        from core.api.resources import Resource
+
         for plugin, resource in self._declared("guanxi_api_resources"):
             if resource.name in reg.api_resources:
                 raise PluginError(
                     f"plugin {plugin!r} declares API resource {resource.name!r}, "
                     f"already declared by {reg.api_resources[resource.name].plugin!r}"
+                )
+            if resource.searchable and type(resource).search is Resource.search:
+                raise PluginError(
+                    f"plugin {plugin!r}: API resource {resource.name!r} is searchable "
+                    "but does not define search(q)"
                 )
             resource.plugin = plugin
             reg.api_resources[resource.name] = resource
