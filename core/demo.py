@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from faker import Faker
 from sqlalchemy import select
@@ -90,10 +91,59 @@ def create(seed: int = 20261124) -> list[Company]:
             enabled = manager.enabled(company.id)
             manager.hooks(enabled).guanxi_demo_data(company=company, fake=fake)
             db.session.commit()
+            _import_fair_leads(slug)
         made.append(company)
     clocks.scan()
     db.session.commit()
     return made
+
+
+#: A trade fair's lead list as a clerk would bring it: mostly good rows, three to correct.
+FAIR_LEADS = [
+    ["编号", "客户名称", "手机", "类型", "地区", "状态"],
+    ["ZH-001", "上海瑞康大药房", "13916000001", "中间客户", "上海市", "潜在客户"],
+    ["ZH-002", "苏州宁和堂连锁", "13916000002", "中间客户", "江苏省", "潜在客户"],
+    ["ZH-003", "杭州同济诊所", "13916000003", "商用客户", "浙江省", "潜在客户"],
+    ["ZH-004", "陈晓燕", "13916000004", "消费客户", "上海市", "潜在客户"],
+    ["ZH-005", "", "13916000005", "消费客户", "上海市", "潜在客户"],
+    ["ZH-006", "刘建国", "电话待补", "消费客户", "江苏省", "潜在客户"],
+    ["ZH-007", "南京康宁医疗器械", "13916000007", "商用客户", "江苏省", "潜在客户"],
+    ["ZH-008", "周慧敏", "13916000004", "消费客户", "浙江省", "潜在客户"],
+    ["ZH-009", "无锡百草堂", "13916000009", "中间客户", "江苏省", "潜在客户"],
+    ["ZH-010", "宁波海曙社区卫生服务站", "13916000010", "商用客户", "浙江省", "潜在客户"],
+]
+
+
+def _import_fair_leads(slug: str) -> None:
+    """Import the trade-fair list through the real import path (batched: the good rows go in,
+    the three bad ones wait in the error report), so /imports/ shows a finished import."""
+    import csv
+
+    from flask import current_app
+
+    from core import importer, tasks
+
+    folder = Path(
+        current_app.config.get("IMPORT_FOLDER") or Path(current_app.instance_path) / "imports"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"demo-{slug}-展会客户名单.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle).writerows(FAIR_LEADS)
+    clerk = db.session.scalar(select(User).where(User.email == f"manager@{slug}.demo"))
+    task = tasks.create(
+        "import",
+        importer.run,
+        user_id=clerk.id if clerk else None,
+        path=str(path),
+        resource="customers",
+        mapping=None,
+        on_duplicate="skip",
+        mode="batched",
+        batch=importer.DEFAULT_BATCH,
+        filename="展会客户名单.csv",
+    )
+    tasks.execute(task.id)
 
 
 def _user(email: str, name: str) -> User:

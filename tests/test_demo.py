@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from core import demo
 from core.clocks import status_counts
-from core.models import Company, Customer, ServiceTicket
+from core.models import BackgroundTask, Company, Customer, ServiceTicket
 from core.tenancy import company_scope, unscoped
 
 
@@ -26,7 +26,11 @@ def test_demo_creates_three_companies_once_with_their_plugins(app, db, client):
 
     for company in companies.values():
         with company_scope(company.id):
-            assert db.session.scalar(select(func.count()).select_from(Customer)) == 60
+            # 60 seeded, 7 from the trade-fair list imported through the import path
+            assert db.session.scalar(select(func.count()).select_from(Customer)) == 67
+            task = db.session.scalar(select(BackgroundTask).where(BackgroundTask.kind == "import"))
+            assert task.status == "done"
+            assert (task.result["created"], task.result["failed"]) == (7, 3)
             assert db.session.scalar(select(func.count()).select_from(ServiceTicket)) == 24
             statuses = status_counts()
             assert sum(statuses.values()) > 24 and len(statuses) >= 3
