@@ -252,11 +252,16 @@ def _axis_chart(
     width: int,
     height: int,
     horizontal: bool,
-    low: float,
-    high: float,
     fmt: Callable[[Number | None], str],
+    low: float | None = None,
+    high: float | None = None,
 ) -> tuple[_Frame, list[str]]:
-    """Frame, legend, grid, tick labels and category labels of an axis chart."""
+    """Frame, legend, grid, tick labels and category labels of an axis chart; the value axis
+    spans ``low`` to ``high`` (default: the smallest and largest value of ``series``)."""
+    if low is None or high is None:
+        values = [v for s in series for v in _values(s) if v is not None]
+        low = min(values) if low is None else low
+        high = max(values) if high is None else high
     labels = [str(label) for label in labels]
     body: list[str] = []
     named = [(s.name, _color(s, i)) for i, s in enumerate(series) if s.name]
@@ -352,7 +357,6 @@ def bar(
     data = _as_series(series, links)
     if _is_empty(labels, data):
         return empty(title, empty_text, width, min(height, 200))
-    values = [v for s in data for v in _values(s) if v is not None]
     frame, body = _axis_chart(
         "bar",
         labels,
@@ -361,8 +365,6 @@ def bar(
         width=width,
         height=height,
         horizontal=horizontal,
-        low=min(values),
-        high=max(values),
         fmt=fmt,
     )
     band = frame.band(len(labels))
@@ -474,7 +476,6 @@ def line(
     data = _as_series(series, links)
     if _is_empty(labels, data):
         return empty(title, empty_text, width, min(height, 200))
-    values = [v for s in data for v in _values(s) if v is not None]
     frame, body = _axis_chart(
         "line",
         labels,
@@ -483,8 +484,6 @@ def line(
         width=width,
         height=height,
         horizontal=False,
-        low=min(values),
-        high=max(values),
         fmt=fmt,
     )
     band = frame.band(len(labels))
