@@ -80,6 +80,16 @@ class Workflow:
     label: str = ""
     label_zh: str = ""
     plugin: str = ""
+    #: When set, the states and transitions are the company's own data: ``per_company(company_id)``
+    #: returns the concrete workflow for that company (same name and model), and every caller of
+    #: :func:`workflow_for` gets that one. Use it when companies configure their own stages.
+    per_company: Callable[[int], Workflow] | None = None
+
+    def for_company(self, company_id: int | None) -> Workflow:
+        """This workflow as it applies to ``company_id`` (itself unless it is per-company)."""
+        if self.per_company is None or company_id is None:
+            return self
+        return self.per_company(company_id)
 
     def state(self, name: str) -> State:
         for s in self.states:
@@ -133,13 +143,16 @@ def workflow_for(subject: Any) -> Workflow:
     """The workflow that governs ``subject``."""
     from core.plugins import current
 
+    from core.tenancy import current_company_id
+
     workflows = current().registry.workflows
+    company_id = getattr(subject, "company_id", None) or current_company_id()
     name = getattr(subject, "workflow", None)
     if isinstance(name, str) and name in workflows:
-        return workflows[name]
+        return workflows[name].for_company(company_id)
     for wf in workflows.values():
         if isinstance(subject, wf.model):
-            return wf
+            return wf.for_company(company_id)
     raise LookupError(f"no workflow for {type(subject).__name__}")
 
 
@@ -247,5 +260,6 @@ def transition(
         to_state=step.target,
         user=user,
         at=at,
+        inputs=inputs,
     )
     return history

@@ -121,8 +121,11 @@ def bulk_records(resource: str) -> Any:
 def _workflows(res: Resource) -> list[workflow.Workflow]:
     registry = current_app.extensions["guanxi.plugins"].registry
     enabled = _enabled()
+    company_id = current_company_id()
     return [
-        wf for wf in registry.workflows.values() if wf.model is res.model and wf.plugin in enabled
+        wf.for_company(company_id)
+        for wf in registry.workflows.values()
+        if wf.model is res.model and wf.plugin in enabled
     ]
 
 

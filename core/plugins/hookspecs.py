@@ -153,12 +153,20 @@ def guanxi_timeline(customer: Any) -> list[Any]:
 
 @hookspec
 def guanxi_after_transition(
-    subject: Any, workflow: Any, transition: Any, from_state: str, to_state: str, user: Any, at: Any
+    subject: Any,
+    workflow: Any,
+    transition: Any,
+    from_state: str,
+    to_state: str,
+    user: Any,
+    at: Any,
+    inputs: Any,
 ) -> None:
     """React after ``subject`` moved from ``from_state`` to ``to_state`` by ``transition``.
 
     ``at`` is the aware UTC moment of the transition (now, unless an import or the demo replays
-    a past one); stamp times from it rather than from the clock.
+    a past one); stamp times from it rather than from the clock. ``inputs`` is the mapping of
+    inputs the transition was given (a comment, a lost reason…), to keep on the record.
 
     Called inside the transaction of the transition, after the new state and the history row
     were flushed; raising aborts the transition. Called for enabled plugins only.

@@ -1,0 +1,3 @@
+"""Sales part: orders (see :mod:`plugins.sales`)."""
+
+from __future__ import annotations
