@@ -142,7 +142,6 @@ class StaleRecord(WorkflowError):
 def workflow_for(subject: Any) -> Workflow:
     """The workflow that governs ``subject``."""
     from core.plugins import current
-
     from core.tenancy import current_company_id
 
     workflows = current().registry.workflows
