@@ -230,8 +230,7 @@ class CustomerValue(TenantMixin, db.Model):
 
 
 class Target(TenantMixin, db.Model):
-    """A sales target for one rep or one team over a month (``2026-11``) or quarter (``2026-Q4``).
-    """
+    """A sales target of one rep or one team for a month (``2026-11``) or quarter (``2026-Q4``)."""
 
     __tablename__ = "sales_target"
     __table_args__ = (
