@@ -44,7 +44,7 @@ PASSWORD = "guanxi123"
 COMPANIES = [
     ("demo-pharma", "康泰医药有限公司", "pharma", ("pharma", "marketing")),
     ("demo-insurance", "鸿信人寿保险股份有限公司", "insurance", ("insurance", "marketing")),
-    ("demo-property", "锦苑物业服务有限公司", "property", ("property",)),
+    ("demo-property", "锦苑物业服务有限公司", "property", ("property", "sales")),
 ]
 
 CALENDAR = {
