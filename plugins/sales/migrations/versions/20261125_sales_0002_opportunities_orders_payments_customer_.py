@@ -2,7 +2,7 @@
 
 Revision ID: sales_0002
 Revises: sales_0001
-Create Date: 2026-11-25 11:08:16.087880
+Create Date: 2026-11-25 11:35:37.971629
 
 """
 from alembic import op
@@ -162,6 +162,15 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_sales_order_company_id'), ['company_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_sales_order_owner_id'), ['owner_id'], unique=False)
 
+    op.create_table('sales_interaction_ext',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_outcome', sa.String(length=40), nullable=True),
+    sa.ForeignKeyConstraint(['id'], ['interaction.id'], name=op.f('fk_sales_interaction_ext_id_interaction'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sales_interaction_ext'))
+    )
+    with op.batch_alter_table('sales_interaction_ext', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sales_interaction_ext_call_outcome'), ['call_outcome'], unique=False)
+
     op.create_table('sales_order_line',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=False),
@@ -212,6 +221,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_sales_order_line_company_id'))
 
     op.drop_table('sales_order_line')
+    with op.batch_alter_table('sales_interaction_ext', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sales_interaction_ext_call_outcome'))
+
+    op.drop_table('sales_interaction_ext')
     with op.batch_alter_table('sales_order', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sales_order_owner_id'))
         batch_op.drop_index(batch_op.f('ix_sales_order_company_id'))
