@@ -118,6 +118,11 @@ def test_enabling_sales_seeds_the_funnel_stages_once(app, db, sales):
         wf = funnel.company_workflow(sales.co.id)
         assert wf.initial == "target"
         assert {"to_needs", "win", "lose", "reopen"} <= {t.name for t in wf.transitions}
+        steps = [t.name for t in funnel.moves(wf, "needs", "sales_rep")]
+        assert steps == ["to_value", "to_commitment", "to_payment", "win", "lose",
+                         "to_target", "to_analysis", "to_trust"]  # fmt: skip
+        assert funnel.moves(wf, "needs", "viewer") == []
+        assert [t.name for t in funnel.moves(wf, "lost", "manager")] == ["reopen"]
     with company_scope(sales.other.id):
         assert db.session.scalar(select(func.count(Stage.id))) == 0
 

@@ -350,8 +350,19 @@ def workflows() -> list[Workflow]:
 
 
 def moves(wf: Workflow, state: str, role: str | None) -> list[Transition]:
-    """Transitions a member of ``role`` may take from ``state`` (no query: the role is known)."""
-    return [t for t in wf.transitions if state in t.sources and workflow.allowed(t, role)]
+    """Transitions a member of ``role`` may take from ``state`` (no query: the role is known),
+    the next stage first: the stages ahead, won, lost, then the stages behind."""
+    order = [s.name for s in wf.states]
+    here = order.index(state) if state in order else 0
+
+    def rank(t: Transition) -> tuple[int, int]:
+        there = order.index(t.target) if t.target in order else 0
+        if t.name.startswith("to_"):
+            return (0, there) if there > here else (3, there)
+        return {"win": (1, 0), "lose": (2, 0)}.get(t.name, (0, 0))
+
+    found = [t for t in wf.transitions if state in t.sources and workflow.allowed(t, role)]
+    return sorted(found, key=rank)
 
 
 def after_transition(
@@ -1175,13 +1186,16 @@ def _demo_path(
 
 
 def _demo_calls(opp: Opportunity, owner: User, people: list[Contact], rng: random.Random) -> None:
+    """One to three calls; the last one's outcome agrees with where the opportunity stands."""
     if rng.random() < 0.4:
         return
     start = opp.created_at
-    gap = max((utcnow() - start) / 4, timedelta(hours=2))
-    for n in range(rng.randint(1, 3)):
+    gap = max(((opp.closed_at or utcnow()) - start) / 4, timedelta(hours=2))
+    last = {"won": "order", "lost": "no_sale"}.get(opp.state, "advance")
+    count = rng.randint(1, 3)
+    for n in range(count):
         at = start + gap * (n + rng.uniform(0.2, 0.9))
-        outcome = rng.choice(["advance", "advance", "continuation", "no_sale", "order"])
+        outcome = last if n == count - 1 else rng.choice(["advance", "advance", "continuation"])
         step = rng.choice(DEMO_ADVANCES) if outcome == "advance" else None
         result = {
             "advance": "客户同意推进，约定了下一步行动",
