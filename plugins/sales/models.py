@@ -20,7 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, synonym
 
 from core.extend import TenantMixin, UTCDateTime, db, utcnow
 
@@ -198,29 +198,42 @@ class Payment(TenantMixin, db.Model):
 class CustomerValue(TenantMixin, db.Model):
     """The computed value of one customer (客户价值), rewritten by :mod:`plugins.sales.value`.
 
-    Inputs are kept beside the scores so the customer page can say why: recency, frequency and
-    monetary value over the window, margin so far, the yearly margin projected, purchase
-    potential and share of wallet.
+    Inputs are kept beside the scores so the customer page can say why: first and last order,
+    orders so far, recency, frequency and monetary value over the window, margin so far, revenue
+    and margin of the last 12 months, purchase potential and share of wallet, and the customer's
+    cumulative share of the company's margin (``abc_share``, %) that gave its ABC class.
+    ``id`` is the customer's id (the API addresses a value by its customer). One index beside
+    the company's: the list's order by lifetime value (filters by segment, class or quadrant
+    read along it; more indexes made the nightly rewrite of every row slower).
     """
 
     __tablename__ = "sales_customer_value"
+    __table_args__ = (Index("ix_sales_customer_value_company_ltv", "company_id", "lifetime_value"),)
 
     customer_id: Mapped[int] = mapped_column(
         ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True
     )
+    id = synonym("customer_id")
+    first_order_on: Mapped[date | None] = mapped_column(Date)
+    last_order_on: Mapped[date | None] = mapped_column(Date)
+    orders_total: Mapped[int] = mapped_column(default=0)
     recency_days: Mapped[int | None]
     frequency: Mapped[int] = mapped_column(default=0)
     monetary: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=0)
     r_score: Mapped[int | None]
     f_score: Mapped[int | None]
     m_score: Mapped[int | None]
-    segment: Mapped[str | None] = mapped_column(String(20), index=True)
+    segment: Mapped[str | None] = mapped_column(String(20))
     historical_value: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=0)
+    yearly_revenue: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=0)
     yearly_margin: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=0)
     current_value: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=0)
     potential_value: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=0)
     lifetime_value: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=0)
+    purchase_potential: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    share_of_wallet: Mapped[int | None]
     abc_class: Mapped[str | None] = mapped_column(String(1))
+    abc_share: Mapped[Decimal | None] = mapped_column(Numeric(7, 2))
     quadrant: Mapped[str | None] = mapped_column(String(20))
     resource: Mapped[str | None] = mapped_column(String(20))
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

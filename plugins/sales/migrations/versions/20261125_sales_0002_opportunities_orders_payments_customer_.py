@@ -2,7 +2,7 @@
 
 Revision ID: sales_0002
 Revises: sales_0001
-Create Date: 2026-11-25 11:35:37.971629
+Create Date: 2026-11-25 11:50:28.588065
 
 """
 from alembic import op
@@ -57,6 +57,9 @@ def upgrade():
 
     op.create_table('sales_customer_value',
     sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('first_order_on', sa.Date(), nullable=True),
+    sa.Column('last_order_on', sa.Date(), nullable=True),
+    sa.Column('orders_total', sa.Integer(), nullable=False),
     sa.Column('recency_days', sa.Integer(), nullable=True),
     sa.Column('frequency', sa.Integer(), nullable=False),
     sa.Column('monetary', sa.Numeric(precision=16, scale=2), nullable=False),
@@ -65,11 +68,15 @@ def upgrade():
     sa.Column('m_score', sa.Integer(), nullable=True),
     sa.Column('segment', sa.String(length=20), nullable=True),
     sa.Column('historical_value', sa.Numeric(precision=16, scale=2), nullable=False),
+    sa.Column('yearly_revenue', sa.Numeric(precision=16, scale=2), nullable=False),
     sa.Column('yearly_margin', sa.Numeric(precision=16, scale=2), nullable=False),
     sa.Column('current_value', sa.Numeric(precision=16, scale=2), nullable=False),
     sa.Column('potential_value', sa.Numeric(precision=16, scale=2), nullable=False),
     sa.Column('lifetime_value', sa.Numeric(precision=16, scale=2), nullable=False),
+    sa.Column('purchase_potential', sa.Numeric(precision=18, scale=2), nullable=True),
+    sa.Column('share_of_wallet', sa.Integer(), nullable=True),
     sa.Column('abc_class', sa.String(length=1), nullable=True),
+    sa.Column('abc_share', sa.Numeric(precision=7, scale=2), nullable=True),
     sa.Column('quadrant', sa.String(length=20), nullable=True),
     sa.Column('resource', sa.String(length=20), nullable=True),
     sa.Column('computed_at', core.db.UTCDateTime(), nullable=False),
@@ -80,7 +87,7 @@ def upgrade():
     )
     with op.batch_alter_table('sales_customer_value', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sales_customer_value_company_id'), ['company_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_sales_customer_value_segment'), ['segment'], unique=False)
+        batch_op.create_index('ix_sales_customer_value_company_ltv', ['company_id', 'lifetime_value'], unique=False)
 
     op.create_table('sales_opportunity',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -246,7 +253,7 @@ def downgrade():
 
     op.drop_table('sales_opportunity')
     with op.batch_alter_table('sales_customer_value', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_sales_customer_value_segment'))
+        batch_op.drop_index('ix_sales_customer_value_company_ltv')
         batch_op.drop_index(batch_op.f('ix_sales_customer_value_company_id'))
 
     op.drop_table('sales_customer_value')
