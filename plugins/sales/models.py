@@ -112,13 +112,19 @@ class OpportunityContact(TenantMixin, db.Model):
 class Order(TenantMixin, db.Model):
     """A sale: free product lines, amount and cost (margin = amount - cost), a due date and the
     payments received. ``paid`` is the sum of its payments, kept with them so that receivables
-    ageing is one aggregate over this table."""
+    ageing is one aggregate over this table.
+
+    ``number`` is per company and year (``SO-2026-000123``); ``state`` moves on the workflow
+    ``sales_order`` (open → paid when fully paid, or cancelled); the list sorts by
+    ``ordered_on`` and the ageing reads open orders by ``due_on`` (hence the two indexes).
+    """
 
     __tablename__ = "sales_order"
     __table_args__ = (
         UniqueConstraint("company_id", "number"),
         Index("ix_sales_order_company_customer_date", "company_id", "customer_id", "ordered_on"),
-        Index("ix_sales_order_company_due", "company_id", "due_on"),
+        Index("ix_sales_order_company_date", "company_id", "ordered_on"),
+        Index("ix_sales_order_company_state_due", "company_id", "state", "due_on"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: sales_0002
 Revises: sales_0001
-Create Date: 2026-11-25 11:50:28.588065
+Create Date: 2026-11-25 11:54:21.154893
 
 """
 from alembic import op
@@ -165,8 +165,9 @@ def upgrade():
     with op.batch_alter_table('sales_order', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sales_order_channel_id'), ['channel_id'], unique=False)
         batch_op.create_index('ix_sales_order_company_customer_date', ['company_id', 'customer_id', 'ordered_on'], unique=False)
-        batch_op.create_index('ix_sales_order_company_due', ['company_id', 'due_on'], unique=False)
+        batch_op.create_index('ix_sales_order_company_date', ['company_id', 'ordered_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_sales_order_company_id'), ['company_id'], unique=False)
+        batch_op.create_index('ix_sales_order_company_state_due', ['company_id', 'state', 'due_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_sales_order_owner_id'), ['owner_id'], unique=False)
 
     op.create_table('sales_interaction_ext',
@@ -234,8 +235,9 @@ def downgrade():
     op.drop_table('sales_interaction_ext')
     with op.batch_alter_table('sales_order', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sales_order_owner_id'))
+        batch_op.drop_index('ix_sales_order_company_state_due')
         batch_op.drop_index(batch_op.f('ix_sales_order_company_id'))
-        batch_op.drop_index('ix_sales_order_company_due')
+        batch_op.drop_index('ix_sales_order_company_date')
         batch_op.drop_index('ix_sales_order_company_customer_date')
         batch_op.drop_index(batch_op.f('ix_sales_order_channel_id'))
 
