@@ -568,10 +568,10 @@ def test_revenue_report_by_month_and_by_channel(app, db, client, shop):
     assert len(by_month) == 12  # the last twelve months, zero-filled
     # orders, revenue, margin, rate: 2,000 + 500 (the cancelled one left out), 600 + 250
     assert by_month[today.strftime("%Y-%m")] == ["2", "2,500.00", "850.00", "34.0%"]
-    by_channel = report_rows(text(client.get("/reports/sales_revenue?by=channel")))
+    by_channel = report_rows(text(client.get("/reports/sales_revenue?dimension=channel")))
     assert by_channel["华南经销商"] == ["1", "2,000.00", "600.00", "30.0%"]
     assert by_channel["天猫旗舰店"] == ["1", "500.00", "250.00", "50.0%"]
-    by_region = report_rows(text(client.get("/reports/sales_revenue?by=region")))
+    by_region = report_rows(text(client.get("/reports/sales_revenue?dimension=region")))
     assert set(by_region) == {"北京市", "上海市"}
     stacked = client.get("/reports/sales_revenue_by_channel")
     assert stacked.status_code == 200 and "天猫旗舰店" in text(stacked)

@@ -501,7 +501,9 @@ def outstanding_by_channel(
     return {channel_id: money(total) for channel_id, total in db.session.execute(stmt)}
 
 
-def credit_check(channel_id: int | None, outstanding: Decimal, order: Order | None = None):
+def credit_check(
+    channel_id: int | None, outstanding: Decimal, order: Order | None = None
+) -> Credit | None:
     """The :class:`Credit` excess when an order owing ``outstanding`` through ``channel_id``
     (replacing ``order``'s current contribution) pushes the channel above its credit limit, and
     pushes it further than it was; ``None`` when it stays within (or the channel has no limit).

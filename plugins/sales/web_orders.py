@@ -1347,7 +1347,7 @@ def _grouped(dim: str, *columns: Any) -> Any:
 
 
 def _ageing_query(p: Mapping[str, Any]) -> Any:
-    stmt = _grouped(p.get("by") or "channel", *svc.ageing_columns(svc.today()))
+    stmt = _grouped(p.get("dimension") or "channel", *svc.ageing_columns(svc.today()))
     return stmt.where(Order.state == "open")
 
 
@@ -1363,7 +1363,7 @@ def _labelled(rows: Sequence[Mapping[str, Any]], dim: str, key: str) -> list[dic
 
 
 def _ageing_shape(rows: list[Mapping[str, Any]], p: Mapping[str, Any]) -> list[dict[str, Any]]:
-    out = _labelled(rows, p.get("by") or "channel", "total")
+    out = _labelled(rows, p.get("dimension") or "channel", "total")
     return [r for r in out if r["total"]]
 
 
@@ -1375,7 +1375,7 @@ def _dimension_query(dim: str, value: Any) -> dict[str, Any]:
 
 
 def _ageing_drill(row: Mapping[str, Any], p: Mapping[str, Any], series: str | None) -> Any:
-    dim = p.get("by") or "channel"
+    dim = p.get("dimension") or "channel"
     if row.get("value") is None and dim != "channel":
         return None
     query = {"state": "open", **_dimension_query(dim, row.get("value"))}
@@ -1398,11 +1398,11 @@ RECEIVABLES_AGEING = Report(
     "long it is past its due date: not yet due, 0–30, 31–60, 61–90 and over 90 days.",
     description_zh="未结清订单的欠款，按渠道（或负责人、地区）分组，并按逾期天数分段：未到期、"
     "0–30天、31–60天、61–90天、90天以上。",
-    params=(Param("by", "By", "维度", choices=AGEING_DIMENSIONS, default="channel"),),
+    params=(Param("dimension", "By", "维度", choices=AGEING_DIMENSIONS, default="channel"),),
     query=_ageing_query,
     shape=_ageing_shape,
     columns=lambda p: (
-        Column("label", *_dim_text(AGEING_DIMENSIONS, p.get("by") or "channel"), "text"),
+        Column("label", *_dim_text(AGEING_DIMENSIONS, p.get("dimension") or "channel"), "text"),
         *_bucket_columns(),
         Column("total", "Total outstanding", "应收合计", "money"),
     ),
@@ -1463,7 +1463,7 @@ def _revenue_filters(stmt: Any, p: Mapping[str, Any]) -> Any:
 
 
 def _revenue_query(p: Mapping[str, Any]) -> Any:
-    dim = p.get("by") or "month"
+    dim = p.get("dimension") or "month"
     if dim == "month":
         month = _month_of().label("value")
         stmt = (
@@ -1487,7 +1487,7 @@ def _margins(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _revenue_shape(rows: list[Mapping[str, Any]], p: Mapping[str, Any]) -> list[dict[str, Any]]:
-    dim = p.get("by") or "month"
+    dim = p.get("dimension") or "month"
     if dim != "month":
         return _margins(_labelled(rows, dim, "revenue"))
     found = {r["value"]: dict(r) for r in rows}
@@ -1510,7 +1510,7 @@ def _period(p: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _revenue_drill(row: Mapping[str, Any], p: Mapping[str, Any], series: str | None) -> Any:
-    dim = p.get("by") or "month"
+    dim = p.get("dimension") or "month"
     query: dict[str, Any] = {"channel": p.get("channel"), "owner": p.get("owner")}
     if dim == "month":
         start, end = _month_range(row["value"])
@@ -1533,7 +1533,7 @@ REVENUE = Report(
     description_zh="按订单月份，或按渠道、销售代表、客户地区统计订单（不含已取消）：订单数、金额、"
     "毛利（金额减成本）与毛利率。",
     params=(
-        Param("by", "By", "维度", choices=REVENUE_DIMENSIONS, default="month"),
+        Param("dimension", "By", "维度", choices=REVENUE_DIMENSIONS, default="month"),
         *twelve_months(),
         Param("channel", "Channel", "渠道", "channel"),
         Param("owner", "Sales rep", "销售代表", "member"),
@@ -1541,14 +1541,14 @@ REVENUE = Report(
     query=_revenue_query,
     shape=_revenue_shape,
     columns=lambda p: (
-        Column("label", *_dim_text(REVENUE_DIMENSIONS, p.get("by") or "month"), "text"),
+        Column("label", *_dim_text(REVENUE_DIMENSIONS, p.get("dimension") or "month"), "text"),
         Column("orders", "Orders", "订单数"),
         Column("revenue", "Revenue", "收入", "money", color=BLUE),
         Column("margin", "Margin", "毛利", "money", color=GREEN),
         Column("margin_rate", "Margin rate", "毛利率", "percent"),
     ),
     series=("revenue", "margin"),
-    chart=lambda p: "bar" if (p.get("by") or "month") == "month" else "hbar",
+    chart=lambda p: "bar" if (p.get("dimension") or "month") == "month" else "hbar",
     drill=_revenue_drill,
     group="sales",
     order=110,
