@@ -701,6 +701,17 @@ def test_api_resource_with_transitions(app, db, client, sales):
     response = client.post(f"{url}/lose", json={}, headers=headers)
     assert response.status_code == 422  # the reason is required (see docs/sales-funnel.md)
     assert "lost_reason" in response.get_json()["error"]["fields"]
+    response = client.post(f"{url}/lose", json={"lost_reason": "nonsense"}, headers=headers)
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "guard_refused"
+    response = client.post(f"{url}/lose", json={"lost_reason": "price"}, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["state"] == "lost"
+    assert get(db, sales, opp["id"]).lost_reason == "price"
+    assert client.post(f"{url}/reopen", json={}, headers=headers).status_code == 200
+    spec = client.get("/api/v1/openapi.json", headers=headers).get_json()
+    body = spec["paths"]["/api/v1/sales_opportunities/{id}/transitions/{transition}"]["post"]
+    schema = body["requestBody"]["content"]["application/json"]["schema"]
+    assert "lost_reason" in schema["properties"]
     response = client.post(f"{url}/to_needs", json={"comment": "需求明确"}, headers=headers)
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["state"] == "needs"

@@ -93,9 +93,15 @@ def _title(name: str) -> str:
 class Builder:
     """Builds one document; :func:`document` is the entry point."""
 
-    def __init__(self, resources: list[Resource], transitions: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        resources: list[Resource],
+        transitions: dict[str, list[str]],
+        inputs: dict[str, list[str]] | None = None,
+    ) -> None:
         self.resources = resources
         self.transitions = transitions
+        self.inputs = inputs or {}
         plugin = MarshmallowPlugin()
         self.spec = APISpec(
             title="Guanxi API",
@@ -371,7 +377,11 @@ class Builder:
                     "parameters": [record_id, name_param, if_match],
                     "requestBody": {
                         "required": False,
-                        "content": {"application/json": {"schema": TRANSITION_INPUT}},
+                        "content": {
+                            "application/json": {
+                                "schema": transition_input(self.inputs.get(resource.name, []))
+                            }
+                        },
                     },
                     "responses": {
                         200: _ok(ref, etag=True),
@@ -432,6 +442,15 @@ TRANSITION_INPUT = {
 }
 
 
+def transition_input(inputs: list[str]) -> dict[str, Any]:
+    """The body of a transition request: a comment, an assignee, and the inputs the resource's
+    transitions declare (e.g. ``lost_reason``), each text."""
+    schema = {"type": "object", "properties": dict(TRANSITION_INPUT["properties"])}
+    for name in inputs:
+        schema["properties"].setdefault(name, {"type": "string", "maxLength": 200})
+    return schema
+
+
 def _query(name: str, schema: dict[str, Any], description: str, explode: bool = False) -> dict:
     param = {"name": name, "in": "query", "required": False, "schema": schema}
     param["description"] = description
@@ -456,7 +475,12 @@ def _body(ref: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": {"$ref": ref}}}}
 
 
-def document(resources: list[Resource], transitions: dict[str, list[str]]) -> dict[str, Any]:
+def document(
+    resources: list[Resource],
+    transitions: dict[str, list[str]],
+    inputs: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
     """The OpenAPI document of ``resources`` (those the company sees); ``transitions`` maps a
-    resource name to the names of the transitions its workflows have."""
-    return Builder(resources, transitions).build()
+    resource name to the names of the transitions its workflows have, ``inputs`` to the names
+    of the inputs those transitions declare."""
+    return Builder(resources, transitions, inputs).build()

@@ -152,7 +152,8 @@ def take_transition(resource: str, record_id: int, transition: str) -> Any:
     body = _body()
     if not isinstance(body, dict):
         raise ApiError(422, "invalid", "a JSON object is required", {"_body": ["An object."]})
-    unknown = set(body) - {"comment", "assignee_id"}
+    step = workflow.workflow_for(record).get(transition)
+    unknown = set(body) - {"comment", "assignee_id", *(step.inputs if step else ())}
     if unknown:
         raise ApiError(
             422, "invalid", "unknown fields", {k[:60]: ["Unknown field."] for k in unknown}
@@ -173,16 +174,20 @@ def take_transition(resource: str, record_id: int, transition: str) -> Any:
 
 def openapi_document() -> Any:
     enabled = _enabled()
+    visible = [r for r in _resources().values() if r.plugin in enabled]
+    transitions: dict[str, list[str]] = {}
+    inputs: dict[str, list[str]] = {}
+    for res in visible:
+        steps = [t for wf in _workflows(res) for t in wf.transitions]
+        if steps:
+            transitions[res.name] = sorted({t.name for t in steps})
+            inputs[res.name] = sorted({i for t in steps for i in t.inputs})
+    # Companies with the same plugins share a document unless their own workflows (per-company
+    # stages) give them other transitions.
     cache = current_app.extensions.setdefault("guanxi.openapi", {})
-    key = enabled
+    key = (enabled, repr(sorted(transitions.items())), repr(sorted(inputs.items())))
     if key not in cache:
-        visible = [r for r in _resources().values() if r.plugin in enabled]
-        transitions: dict[str, list[str]] = {}
-        for res in visible:
-            names = sorted({t.name for wf in _workflows(res) for t in wf.transitions})
-            if names:
-                transitions[res.name] = names
-        cache[key] = openapi.document(visible, transitions)
+        cache[key] = openapi.document(visible, transitions, inputs)
     return jsonify(cache[key])
 
 
