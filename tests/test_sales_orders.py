@@ -320,6 +320,14 @@ def test_an_order_over_the_channels_credit_limit_needs_confirmation(app, db, cli
         }
 
 
+def test_the_channel_page_shows_its_credit_and_receivables(app, db, client, shop):
+    shop.order(shop.mine, [("产品", D(1), D("90000"))])
+    client_login(client, shop.manager, shop.company)
+    html = text(client.get(f"/channels/{shop.dist}"))
+    assert "信用与应收" in html or "Credit and receivables" in html
+    assert "¥90,000.00" in html
+
+
 def test_editing_an_order_within_what_it_owed_does_not_warn(app, db, client, shop):
     with company_scope(shop.company.id):
         data = svc.OrderInput(shop.mine, date.today(), [svc.LineInput("产品", D(1), D(120000))])

@@ -37,6 +37,7 @@ from core.db import db
 from core.models import Channel, ChannelClaim, Customer
 from core.tenancy import company_scope, current_company_id
 from core.web.helpers import require_member
+from core.web.panels import record_panels
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
 
@@ -362,6 +363,7 @@ def _render_detail(channel: Channel, claim_form: ClaimForm | None = None, status
         display=ext.display,
         status_labels=STATUS_LABELS,
         can_write=can_write(),
+        panels=record_panels("channel", channel),
     ), status
 
 

@@ -281,15 +281,9 @@ def detail(customer_id: int) -> str:
 
 def record_panels(customer: Customer) -> list[Any]:
     """The enabled plugins' panels for ``customer``, by order then title."""
-    from core.plugins import current
-    from core.web.context import enabled_plugins
-    from core.web.panels import Panel
+    from core.web.panels import record_panels as panels_of
 
-    panels: list[Panel] = []
-    hooks = current().hooks(enabled_plugins())
-    for found in hooks.guanxi_record_panels(subject_type="customer", subject=customer):
-        panels.extend(p for p in found or [] if isinstance(p, Panel))
-    return sorted(panels, key=lambda p: (p.order, p.text))
+    return panels_of("customer", customer)
 
 
 @bp.route("/export.<any(csv, xlsx):fmt>", endpoint="export")

@@ -50,3 +50,16 @@ class TimelineEntry:
     title: str
     detail: str = ""
     link: str | None = None
+
+
+def record_panels(subject_type: str, subject: object) -> list[Panel]:
+    """The enabled plugins' panels for a record's page (``guanxi_record_panels``), by order then
+    title. Every detail page of the core (customer, ticket, channel) shows them."""
+    from core.plugins import current
+    from core.web.context import enabled_plugins
+
+    panels: list[Panel] = []
+    hooks = current().hooks(enabled_plugins())
+    for found in hooks.guanxi_record_panels(subject_type=subject_type, subject=subject):
+        panels.extend(p for p in found or [] if isinstance(p, Panel))
+    return sorted(panels, key=lambda p: (p.order, p.text))

@@ -46,8 +46,8 @@ from core.models import (
 from core.plugins import current
 from core.security import ROLES
 from core.tenancy import current_company_id
-from core.web.context import enabled_plugins
 from core.web.helpers import require_member, role
+from core.web.panels import record_panels
 from core.web.ticket_forms import (
     AssignmentForm,
     FollowUpForm,
@@ -317,13 +317,7 @@ def _notify_assigned(ticket: ServiceTicket) -> None:
 
 
 def _panels(ticket: ServiceTicket) -> list[Any]:
-    found = (
-        current()
-        .hooks(enabled_plugins())
-        .guanxi_record_panels(subject_type=SUBJECT, subject=ticket)
-    )
-    panels = [p for group in found for p in (group or [])]
-    return sorted(panels, key=lambda p: (p.order, p.text))
+    return record_panels(SUBJECT, ticket)
 
 
 def _transition_form(ticket: ServiceTicket, name: str, formdata: Any = None) -> TransitionForm:
