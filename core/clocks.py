@@ -123,6 +123,34 @@ def start(kind: ObligationKind, subject: Any, at: datetime | None = None) -> Obl
     return row
 
 
+def restart(kind: ObligationKind, subject: Any, at: datetime | None = None) -> Obligation | None:
+    """Count ``kind``'s clock on ``subject`` afresh from ``at`` with its target as it is now
+    (a changed due date, a reopened record): the moments are recomputed in place, the
+    escalation starts over, a met or paused clock runs again. Starts one if there was none;
+    removes it when the target is now ``None``."""
+    db.session.flush()
+    row = db.session.scalar(
+        select(Obligation).where(
+            Obligation.kind == kind.name,
+            Obligation.subject_type == subject.__tablename__,
+            Obligation.subject_id == subject.id,
+        )
+    )
+    minutes = kind.target(subject)
+    if row is None:
+        return start(kind, subject, at)
+    if minutes is None:
+        db.session.delete(row)
+        return None
+    at = at or utcnow()
+    cal = calendar_for(subject.company_id)
+    row.started_at, row.target_minutes, row.escalation_level = at, minutes, 0
+    row.met_at = row.paused_at = row.remaining_minutes = None
+    for key, value in _moments(cal, kind, at, minutes, 0.0).items():
+        setattr(row, key, value)
+    return row
+
+
 def start_all(subject: Any, at: datetime | None = None) -> list[Obligation]:
     """Start every auto-starting kind that applies to a newly created ``subject``."""
     db.session.flush()

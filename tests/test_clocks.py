@@ -347,3 +347,24 @@ def test_a_clock_warned_before_a_pause_warns_again_for_its_new_deadline(app, db,
     resolution = clocks_of(db, shop.id, ticket_id)["ticket.resolution"]
     assert resolution.escalation_level == 0
     assert clocks.scan(sh(2024, 3, 12, 9, 30)) == 1  # past the new warning moment: warned again
+
+
+def test_restart_counts_the_same_clock_afresh_in_place(app, db, desk, clock):
+    from core.models import ServiceTicket
+
+    shop = desk()
+    ticket_id = shop.open(FRIDAY_17)  # urgent: 4 working hours to resolve
+    clock(sh(2024, 3, 8, 17, 30))
+    move(db, shop, ticket_id, "start")
+    move(db, shop, ticket_id, "resolve", comment="已处理")
+    before = clocks_of(db, shop.id, ticket_id)["ticket.resolution"]
+    with company_scope(shop.id):
+        ticket = db.session.get(ServiceTicket, ticket_id)
+        kind = next(k for k in clocks.kinds_for(ticket) if k.name == "ticket.resolution")
+        row = clocks.restart(kind, ticket, at=sh(2024, 3, 12, 9))
+        db.session.commit()
+    after = clocks_of(db, shop.id, ticket_id)["ticket.resolution"]
+    assert row is not None and after.id == before.id  # the same row, counted again
+    assert after.met_at is None and after.escalation_level == 0
+    assert after.due_at == sh(2024, 3, 12, 13)
+    assert len(clocks_of(db, shop.id, ticket_id)) == 2  # nothing added beside it

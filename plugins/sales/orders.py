@@ -60,7 +60,7 @@ from core.extend import (
     db,
     utcnow,
 )
-from core.models import Channel, CompanySetting, Customer, Membership, Obligation, User
+from core.models import Channel, CompanySetting, Customer, Membership, User
 from core.reports import today as company_today
 from core.reports import zone
 from plugins.sales.models import Opportunity, Order, OrderLine, Payment
@@ -667,21 +667,10 @@ def obligation_kinds() -> list[ObligationKind]:
 
 
 def restart_clock(order: Order) -> None:
-    """Start the order's payment clock again from its creation (a new due date, a reopened
-    order): the old obligation row goes, a fresh one counts to the current due date."""
-    db.session.flush()
-    old = db.session.scalars(
-        select(Obligation).where(
-            Obligation.kind == CLOCK,
-            Obligation.subject_type == Order.__tablename__,
-            Obligation.subject_id == order.id,
-        )
-    ).all()
-    for row in old:
-        db.session.delete(row)
-    db.session.flush()
+    """Count the order's payment clock again from its creation to the current due date (a new
+    due date, a reopened order); a paid or cancelled order keeps its met clock."""
     if order.state == "open" and CLOCK in {k.name for k in clocks.kinds_for(order)}:
-        clocks.start(PAYMENT_CLOCK, order, at=order.created_at)
+        clocks.restart(PAYMENT_CLOCK, order, at=order.created_at)
 
 
 def after_transition(subject: Any, from_state: str, to_state: str, at: Any, inputs: Any) -> None:
