@@ -1,23 +1,57 @@
 """Pharma: hospitals and doctors, dynamic doctor tiering, visit quotas, rep KPIs (DOMAIN §5).
 
-This first version adds the hospital and doctor archive fields and the pharma customer kinds
-and channel types; tiering and visit quotas arrive with their issue.
+The plugin adds the hospital and doctor archive fields, the pharma customer kinds and channel
+types (here), and parts that each offer some of the functions below; every hook of the plugin
+gathers what the parts return, in this order:
+
+- :mod:`plugins.pharma.tiering` -- tier schemes per company (weighted criteria, thresholds or
+  deciles, versioned), the set-based recompute with its history, tier override requests;
+- :mod:`plugins.pharma.visits` -- visits (interactions with duration, purpose, result, products,
+  samples), visit quotas per tier and month on the clock engine, month-end reminders,
+  supervision comments, the visit planner and compliance;
+- :mod:`plugins.pharma.kpis` -- rep KPIs and the hospital sales early warning.
+
+Models live in :mod:`plugins.pharma.models`, routes on :data:`plugins.pharma.blueprint.bp`.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from core.extend import Choice, Field, Manifest, hookimpl
+from plugins.pharma import kpis, tiering, visits
+from plugins.pharma.blueprint import bp
 
 manifest = Manifest(
     name="pharma",
     label="Pharma",
     label_zh="医药",
-    version="0.1.0",
+    version="0.2.0",
     depends=("sales",),
     description="Hospitals and doctors, doctor tiering, visit quotas, rep KPIs.",
 )
+
+PARTS: tuple[ModuleType, ...] = (tiering, visits, kpis)
+
+
+def _gather(function: str, *args: Any) -> list[Any]:
+    """Concatenate what each part's ``function(*args)`` returns (parts without it add nothing)."""
+    items: list[Any] = []
+    for part in PARTS:
+        fn = getattr(part, function, None)
+        if fn is not None:
+            items.extend(fn(*args))
+    return items
+
+
+def _each(function: str, *args: Any) -> None:
+    """Call each part's ``function(*args)`` that exists, in order."""
+    for part in PARTS:
+        fn = getattr(part, function, None)
+        if fn is not None:
+            fn(*args)
+
 
 GRADES = (
     ("3a", "Grade III-A", "三级甲等"),
@@ -45,6 +79,7 @@ def guanxi_choices() -> list[Choice]:
         Choice("channel_type", "hospital", "Hospital", "医院"),
         Choice("channel_type", "retail_pharmacy", "Retail pharmacy", "零售药店"),
         Choice("channel_type", "drug_agent", "Drug agent", "药品代理商"),
+        *_gather("choices"),
     ]
 
 
@@ -72,6 +107,7 @@ def guanxi_extension_fields() -> list[Field]:
             min=0,
             max=100,
         ),
+        *_gather("fields"),
     ]
 
 
@@ -116,3 +152,66 @@ def guanxi_demo_data(company: Any, fake: Any) -> None:
         if values:
             fields.save(declared, customer.id, values)
     db.session.flush()
+    _each("demo", company, fake)
+
+
+@hookimpl
+def guanxi_workflows() -> list[Any]:
+    return _gather("workflows")
+
+
+@hookimpl
+def guanxi_obligation_kinds() -> list[Any]:
+    return _gather("obligation_kinds")
+
+
+@hookimpl
+def guanxi_jobs() -> list[Any]:
+    return _gather("jobs")
+
+
+@hookimpl
+def guanxi_blueprints() -> list[Any]:
+    return [bp]
+
+
+@hookimpl
+def guanxi_api_resources() -> list[Any]:
+    return _gather("resources")
+
+
+@hookimpl
+def guanxi_reports() -> list[Any]:
+    return _gather("reports")
+
+
+@hookimpl
+def guanxi_menu_items(company: Any) -> list[Any]:
+    return _gather("menu_items", company)
+
+
+@hookimpl
+def guanxi_dashboard_widgets(company: Any, user: Any) -> list[Any]:
+    return _gather("widgets", company, user)
+
+
+@hookimpl
+def guanxi_record_panels(subject_type: str, subject: Any) -> list[Any]:
+    return _gather("panels", subject_type, subject)
+
+
+@hookimpl
+def guanxi_timeline(customer: Any) -> list[Any]:
+    return _gather("timeline", customer)
+
+
+@hookimpl
+def guanxi_after_transition(
+    subject: Any, to_state: str, from_state: str, at: Any, inputs: Any
+) -> None:
+    _each("after_transition", subject, from_state, to_state, at, inputs)
+
+
+@hookimpl
+def guanxi_plugin_enabled(company: Any) -> None:
+    _each("enabled", company)
