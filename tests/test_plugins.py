@@ -171,7 +171,7 @@ def test_plugins_list_names_versions_dependencies_and_companies(app, company):
     result = app.test_cli_runner().invoke(cli, ["plugins", "list"])
     assert result.exit_code == 0, result.output
     line = next(row for row in result.output.splitlines() if row.startswith("pharma"))
-    assert "0.1.0" in line and "sales" in line and "pharma-co" in line
+    assert "0.2.0" in line and "sales" in line and "pharma-co" in line
     sales_line = next(row for row in result.output.splitlines() if row.startswith("sales"))
     assert "pharma-co" in sales_line
 
