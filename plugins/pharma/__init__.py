@@ -107,6 +107,25 @@ def guanxi_extension_fields() -> list[Field]:
             min=0,
             max=100,
         ),
+        Field("customer", "specialty", "string", "Specialty", "专长", max_length=80),
+        Field(
+            "customer",
+            "academic_influence",
+            "integer",
+            "Academic influence (0–100)",
+            "学术影响力（0–100）",
+            min=0,
+            max=100,
+        ),
+        Field(
+            "customer",
+            "adoption",
+            "integer",
+            "Adoption of our products (0–100)",
+            "产品认可度（0–100）",
+            min=0,
+            max=100,
+        ),
         *_gather("fields"),
     ]
 
@@ -148,6 +167,9 @@ def guanxi_demo_data(company: Any, fake: Any) -> None:
                 "pharma__department": rng.choice(["心内科", "肿瘤科", "内分泌科", "呼吸科"]),
                 "pharma__title": rng.choice([t[0] for t in TITLES]),
                 "pharma__prescription_potential": rng.randint(10, 100),
+                "pharma__specialty": rng.choice(["高血压", "冠心病", "肺癌", "糖尿病", "哮喘"]),
+                "pharma__academic_influence": rng.randint(0, 100),
+                "pharma__adoption": rng.randint(0, 100),
             }
         if values:
             fields.save(declared, customer.id, values)
