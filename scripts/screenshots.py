@@ -1,13 +1,15 @@
 """Refresh the README's screenshots from a fresh demo (needs Debian's chromium and playwright).
 
-    .venv/bin/python scripts/screenshots.py
+    .venv/bin/python scripts/screenshots.py [NAME.png ...]
 
 Builds the demo in a temporary instance folder, serves it on a free local port from a thread and
-photographs the pages named in ``SHOTS`` into ``docs/screenshots/``.
+photographs the pages named in ``SHOTS`` (or only the files named on the command line) into
+``docs/screenshots/``.
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -47,6 +49,13 @@ SHOTS = [
     ("import-pharma.png", "admin@pharma.demo", "/imports/", "zh_CN"),
     ("api-docs-pharma.png", "admin@pharma.demo", "/developer/api", "zh_CN"),
     ("tokens-pharma.png", "admin@pharma.demo", "/account/tokens/", "zh_CN"),
+    ("sales-board-pharma.png", "manager@pharma.demo", "/sales/opportunities/board", "zh_CN"),
+    ("report-funnel-insurance.png", "manager@insurance.demo", "/reports/sales_funnel", "zh_CN"),
+    ("orders-insurance.png", "manager@insurance.demo", "/sales/orders", "zh_CN"),
+    ("receivables-pharma.png", "manager@pharma.demo", "/sales/receivables", "zh_CN"),
+    ("value-insurance.png", "manager@insurance.demo", "/sales/value", "zh_CN"),
+    ("targets-pharma.png", "manager@pharma.demo", "/sales/targets", "zh_CN"),
+    ("scorecard-property.png", "manager@property.demo", "/sales/scorecard", "zh_CN"),
 ]
 
 
@@ -69,7 +78,10 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        wanted_names = set(sys.argv[1:])
         for name, login, path, locale in SHOTS:
+            if wanted_names and name not in wanted_names:
+                continue
             context = browser.new_context(
                 viewport={"width": 1280, "height": 800},
                 locale="zh-CN" if locale == "zh_CN" else "en-US",
