@@ -97,3 +97,21 @@ def test_disable_hides_everything_and_keeps_rows_enable_shows_them_again(
 
     login_as("admin", other)
     assert client.get("/sales/opportunities").status_code == 404
+
+
+def test_the_menu_marks_the_entry_the_page_belongs_to(app, db, client, company, login_as):
+    import re
+
+    acme = company(plugins=["sales"])
+    login_as("manager", acme)
+
+    def active(url: str) -> list[str]:
+        page = client.get(url).get_data(as_text=True)
+        nav = page.split('<nav class="menu">', 1)[1].split("</nav>", 1)[0]
+        return re.findall(r'<a href="([^"]+)"\s+class="active"', nav)
+
+    assert active("/sales/orders") == ["/sales/orders"]
+    assert active("/sales/receivables") == ["/sales/receivables"]
+    assert active("/sales/opportunities/board") == ["/sales/opportunities"]
+    assert active("/customers/") == ["/customers/"]
+    assert active("/sales/scorecard") == []  # no entry of its own: none is marked

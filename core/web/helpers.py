@@ -60,6 +60,25 @@ def menu() -> list[MenuItem]:
     return sorted(items, key=lambda m: m.order)
 
 
+def active_entry(items: list[MenuItem]) -> str | None:
+    """The endpoint of the menu entry the current page belongs to: the entry whose address is
+    the longest prefix of the page's path (``/sales/orders/12`` belongs to 订单, not to 销售机会),
+    else the only entry of the page's blueprint; ``None`` when neither tells."""
+    from flask import request, url_for
+
+    path = request.path.rstrip("/") + "/"
+    best, best_len = None, 0
+    for item in items:
+        prefix = url_for(item.endpoint).rstrip("/") + "/"
+        if path.startswith(prefix) and len(prefix) > best_len:
+            best, best_len = item.endpoint, len(prefix)
+    if best is not None:
+        return best
+    blueprint = (request.endpoint or "").split(".")[0]
+    same = [m.endpoint for m in items if m.endpoint.split(".")[0] == blueprint]
+    return same[0] if len(same) == 1 else None
+
+
 def memberships() -> list[Any]:
     from core.models import Company, Membership
 
@@ -86,6 +105,7 @@ def init_app(app: Flask) -> None:
             "membership": g.get("membership"),
             "memberships": memberships,
             "menu": menu,
+            "active_entry": active_entry,
             "choice_label": choices.label,
             "pick": pick,
             "has_permission": access.has_permission,
