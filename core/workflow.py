@@ -50,7 +50,8 @@ class Transition:
 
     ``roles``: roles allowed to take it (empty: any role but ``viewer``). ``inputs``: names of
     inputs that must be non-empty (e.g. ``comment``). ``guard(subject, inputs)`` returns ``None``
-    to allow or a message saying why not.
+    to allow, or a message saying why not, or ``(input_name, message)`` when the objection is
+    to one input (forms and the API then show it at that field).
     """
 
     name: str
@@ -60,7 +61,7 @@ class Transition:
     label_zh: str = ""
     roles: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
-    guard: Callable[[Any, Mapping[str, Any]], str | None] | None = None
+    guard: Callable[[Any, Mapping[str, Any]], str | tuple[str, str] | None] | None = None
 
     @property
     def text(self) -> str:
@@ -218,6 +219,8 @@ def transition(
             raise InputRequired(f"transition {name!r} requires {key!r}", field=key)
     if step.guard is not None:
         reason = step.guard(subject, inputs)
+        if isinstance(reason, tuple):
+            raise GuardRefused(reason[1], field=reason[0])
         if reason:
             raise GuardRefused(reason)
 

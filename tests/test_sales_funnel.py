@@ -703,6 +703,7 @@ def test_api_resource_with_transitions(app, db, client, sales):
     assert "lost_reason" in response.get_json()["error"]["fields"]
     response = client.post(f"{url}/lose", json={"lost_reason": "nonsense"}, headers=headers)
     assert response.status_code == 422 and response.get_json()["error"]["code"] == "guard_refused"
+    assert "lost_reason" in response.get_json()["error"]["fields"]  # the guard names the field
     response = client.post(f"{url}/lose", json={"lost_reason": "price"}, headers=headers)
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["state"] == "lost"

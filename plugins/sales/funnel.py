@@ -268,11 +268,11 @@ def stage_label(key: str, company_id: int | None = None) -> str:
     return found.text if found else key
 
 
-def _lost_reason_guard(subject: Any, inputs: Mapping[str, Any]) -> str | None:
-    """Refuse a lost reason that is not on the company's list."""
+def _lost_reason_guard(subject: Any, inputs: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Refuse a lost reason that is not on the company's list (at the ``lost_reason`` field)."""
     reason = str(inputs.get("lost_reason") or "").strip()
     if reason not in {value for value, _label in options(LOST_REASON_LIST)}:
-        return _("Choose a lost reason from the list.")
+        return "lost_reason", _("Choose a lost reason from the list.")
     return None
 
 
