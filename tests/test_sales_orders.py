@@ -494,6 +494,20 @@ def test_a_new_due_date_restarts_the_clock(app, db, client, shop):
         assert row.due_at == sh(2024, 3, 11, 18)
 
 
+def test_a_due_date_on_a_rest_day_moves_to_the_next_working_day(app, db, shop):
+    # Due Saturday 2024-03-09: the payment is late only after Monday's work, not on Friday.
+    order_id = shop.order(shop.mine, [("产品", D(1), D("100"))], ordered_on=date(2024, 3, 4),
+                          due_on=date(2024, 3, 9), at=sh(2024, 3, 4, 10))  # fmt: skip
+    with company_scope(shop.company.id):
+        row = db.session.scalars(
+            select(Obligation).where(
+                Obligation.kind == svc.CLOCK, Obligation.subject_id == order_id
+            )
+        ).one()
+        assert row.due_at == sh(2024, 3, 11, 18)
+        assert row.status(sh(2024, 3, 9, 12)) != "breached"
+
+
 # -- API ------------------------------------------------------------------------------------------
 
 

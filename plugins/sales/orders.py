@@ -629,22 +629,32 @@ def reverse_payment(payment: Payment, user: Any) -> Order:
 # -- the payment clock ----------------------------------------------------------------------------
 
 
-def end_of_due_day(order: Order, timezone: str) -> datetime:
-    """Midnight after the order's due date in ``timezone``, as aware UTC."""
+def end_of_due_day(due_on: date, timezone: str) -> datetime:
+    """Midnight after ``due_on`` in ``timezone``, as aware UTC."""
     from zoneinfo import ZoneInfo
 
-    midnight = datetime.combine(order.due_on + timedelta(days=1), time(), ZoneInfo(timezone))
+    midnight = datetime.combine(due_on + timedelta(days=1), time(), ZoneInfo(timezone))
     return midnight.astimezone(UTC)
 
 
 def payment_target(order: Order) -> int | None:
     """Working minutes from the order's creation to the end of its due date on the company's
-    calendar (0 when the due date is already past); ``None`` (no clock) without a due date."""
+    calendar (0 when the due date is already past); ``None`` (no clock) without a due date.
+
+    A due date on a rest day or public holiday moves to the next working day (节假日顺延): the
+    payment is late only when that day's work is over, never on the working day before."""
     if order.due_on is None:
         return None
     cal = clocks.calendar_for(order.company_id)
     start = order.created_at or utcnow()
-    allowed = cal.working_time_between(start, end_of_due_day(order, cal.timezone))
+    due_day = order.due_on
+    for _shift in range(31):  # the longest holiday stretch is far shorter
+        if cal.working_intervals(due_day):
+            break
+        due_day += timedelta(days=1)
+    else:
+        due_day = order.due_on
+    allowed = cal.working_time_between(start, end_of_due_day(due_day, cal.timezone))
     return int(allowed.total_seconds() // 60)
 
 
