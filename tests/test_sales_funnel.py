@@ -753,3 +753,17 @@ def test_demo_spreads_opportunities_over_the_funnel(app, db, sales, make_user):
     result = run_report(db, sales.co, "sales_funnel")
     assert result.rows and result.rows[0]["reached"] == 30
     assert any(r["days"] for r in result.rows)
+
+
+def test_dashboard_shows_the_open_pipeline_a_rep_their_own(app, db, client, sales):
+    s = sales
+    mine = make_opp(db, s, name="新院区项目", amount=Decimal(100000), owner_id=s.rep.id)
+    make_opp(db, s, name="别人的项目", amount=Decimal(50000), owner_id=s.manager.id)
+    take(db, s, mine, "to_analysis")
+    login(client, s.rep, s.co)
+    page = client.get("/dashboard/").get_data(as_text=True)
+    assert "销售漏斗" in page or "Sales funnel" in page
+    assert "¥100,000" in page and "¥150,000" not in page  # a rep sees their own pipeline
+    login(client, s.manager, s.co)
+    page = client.get("/dashboard/").get_data(as_text=True)
+    assert "¥150,000" in page  # the manager: everyone's

@@ -1035,6 +1035,11 @@ def panels(subject_type: str, subject: Any) -> list[Panel]:
     return [Panel("Opportunities", render, "销售机会", order=20)]
 
 
+def widgets(company: Any, user: Any) -> list[Panel]:
+    """The dashboard box: open opportunities by stage and the weighted pipeline."""
+    return [Panel("Sales funnel", web_funnel.widget, "销售漏斗", order=12)]
+
+
 def _can_write() -> bool:
     member = g.get("membership") if has_request_context() else None
     return member is not None and member.role != "viewer"
@@ -1216,4 +1221,4 @@ def _demo_calls(opp: Opportunity, owner: User, people: list[Contact], rng: rando
 
 
 # Register the pages on the plugin's blueprint (imported last: the pages use this module).
-from plugins.sales import web_funnel  # noqa: E402, F401
+from plugins.sales import web_funnel  # noqa: E402

@@ -1127,3 +1127,39 @@ def funnel_stage_add() -> Any:
     funnel.forget_stages()
     flash(_("Stage “%(label)s” added.", label=stage.label))
     return redirect(url_for(".funnel_stages"))
+
+
+def widget() -> str:
+    """The dashboard box *销售漏斗*: open opportunities per active stage with their amount, and
+    the weighted total (a sales rep: their own; others: every one they may see). One query."""
+    probability = funnel.probability_expr()
+    stmt = (
+        funnel.stage_join(
+            select(
+                Opportunity.state,
+                func.count(Opportunity.id),
+                func.coalesce(func.sum(Opportunity.amount), 0),
+                func.coalesce(func.sum(Opportunity.amount * probability / 100), 0),
+            ).join(Customer, Customer.id == Opportunity.customer_id)
+        )
+        .where(Stage.outcome == "open")
+        .group_by(Opportunity.state)
+    )
+    mine = role() == "sales_rep"
+    if mine:
+        stmt = stmt.where(Opportunity.owner_id == current_user.id)
+    found = {state: (n, amount, weight) for state, n, amount, weight in db.session.execute(stmt)}
+    lines = [
+        (stage, *found.get(stage.key, (0, Decimal(0), Decimal(0))))
+        for stage in funnel.stages()
+        if stage.outcome == "open" and (stage.active or stage.key in found)
+    ]
+    top = max((n for _stage, n, _a, _w in lines), default=0)
+    return render_template(
+        "sales/funnel/_widget.html",
+        lines=lines,
+        top=top,
+        amount=sum((a for _s, _n, a, _w in lines), Decimal(0)),
+        weighted=sum((Decimal(w) for _s, _n, _a, w in lines), Decimal(0)),
+        owner=current_user.id if mine else None,
+    )
