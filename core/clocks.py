@@ -40,7 +40,9 @@ class ObligationKind:
 
     ``target(subject)`` gives the working minutes allowed, or ``None`` for no obligation.
     ``assignee`` names the subject's attribute holding the user to notify; ``link`` is a URL
-    pattern with ``{id}`` for notifications.
+    pattern with ``{id}`` for notifications. ``notify=False``: :func:`scan` still raises the
+    levels (the status and the reports follow) but sends nothing -- for kinds whose owner
+    reminds people its own way (visit quotas: one month-end digest per rep, not one per doctor).
     """
 
     name: str
@@ -56,6 +58,7 @@ class ObligationKind:
     link: str = ""
     auto_start: bool = True
     plugin: str = ""
+    notify: bool = True
 
     @property
     def text(self) -> str:
@@ -282,6 +285,8 @@ def _notify(raised: Iterable[Any], kinds: dict[str, ObligationKind], now: dateti
     rows = []
     for r in raised:
         kind = kinds.get(r.kind)
+        if kind is not None and not kind.notify:
+            continue
         label = kind.label_zh or kind.label if kind else r.kind
         recipients: set[int] = set()
         if assignees.get((r.kind, r.subject_id)):

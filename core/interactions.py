@@ -154,6 +154,7 @@ def log(customer: Customer, user: User | None, **values: Any) -> Interaction:
     db.session.add(row)
     db.session.flush()
     audit.record("create", "interaction", row.id, {"customer_id": customer.id})
+    _saved(row, created=True)
     return row
 
 
@@ -161,7 +162,18 @@ def update(row: Interaction, customer: Customer, **values: Any) -> Interaction:
     """Change an interaction (same rules as :func:`log`); the caller commits."""
     _write(row, customer, values)
     audit.record("update", "interaction", row.id, {"customer_id": customer.id})
+    _saved(row, created=False)
     return row
+
+
+def _saved(row: Interaction, created: bool) -> None:
+    """Tell the enabled plugins (``guanxi_interaction_saved``)."""
+    from core.plugins import current
+    from core.web.context import enabled_plugins
+
+    with db.session.no_autoflush:  # (the plugin lookup runs unscoped; flush in scope, later)
+        hooks = current().hooks(enabled_plugins())
+    hooks.guanxi_interaction_saved(interaction=row, created=created)
 
 
 def mark_done(row: Interaction, at: datetime | None = None) -> None:

@@ -9,10 +9,11 @@ Two families, combined by explicit rules and never by pluggy's call order:
   tagged with the plugin that declared it. What a company sees is then narrowed to the plugins it
   enabled, so a disabled plugin's fields, choices, workflows, clocks, jobs and pages vanish for
   that company while its tables and rows stay.
-* **Events** (``guanxi_after_transition``, ``guanxi_demo_data``, ``guanxi_plugin_enabled``,
-  ``guanxi_plugin_disabled``, ``guanxi_menu_items``, ``guanxi_dashboard_widgets``,
-  ``guanxi_record_panels``, ``guanxi_timeline``): called with the current company's enabled
-  plugins only. Results, where there are any, are collected into a list.
+* **Events** (``guanxi_after_transition``, ``guanxi_interaction_saved``, ``guanxi_demo_data``,
+  ``guanxi_plugin_enabled``, ``guanxi_plugin_disabled``, ``guanxi_menu_items``,
+  ``guanxi_dashboard_widgets``, ``guanxi_record_panels``, ``guanxi_timeline``): called with
+  the current company's enabled plugins only. Results, where there are any, are collected into
+  a list.
 
 Every hook here is listed with its exact signature in ``docs/plugins.md``; a test keeps the two
 in step. Hooks evolve by adding arguments only, so an implementation may accept fewer arguments
@@ -170,6 +171,19 @@ def guanxi_after_transition(
 
     Called inside the transaction of the transition, after the new state and the history row
     were flushed; raising aborts the transition. Called for enabled plugins only.
+    """
+
+
+@hookspec
+def guanxi_interaction_saved(interaction: Any, created: bool) -> None:
+    """React after an interaction was logged (``created``) or changed through the core's path.
+
+    Called by :func:`core.interactions.log` and :func:`core.interactions.update` -- so by the
+    interaction form, the JSON API and every plugin that logs through them -- inside the
+    transaction, after the row was flushed (it has its id); extension fields the caller saves
+    afterwards are not there yet. Raising aborts the save. Rows written in bulk (imports, the
+    demo) do not pass here: a plugin that keeps totals should also reconcile them in a job.
+    Called for enabled plugins only.
     """
 
 

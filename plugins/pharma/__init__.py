@@ -235,5 +235,10 @@ def guanxi_after_transition(
 
 
 @hookimpl
+def guanxi_interaction_saved(interaction: Any, created: bool) -> None:
+    _each("interaction_saved", interaction, created)
+
+
+@hookimpl
 def guanxi_plugin_enabled(company: Any) -> None:
     _each("enabled", company)

@@ -32,3 +32,27 @@ class DoctorTier(TenantMixin, db.Model):
     score: Mapped[float | None]
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_until: Mapped[date | None] = mapped_column(Date)
+
+
+# --- visits -----------------------------------------------------------------------------------
+
+
+class VisitQuota(TenantMixin, db.Model):
+    """A doctor's visit quota for one month (拜访定额): the tier the doctor had when the month was
+    opened and the number of counting visits that tier requires (see :mod:`plugins.pharma.visits`).
+
+    One row per doctor and month, only for quotas above zero; the rows of past months are the
+    history the compliance pages and reports read. The month's live deadline is the doctor's
+    ``pharma.visit_quota`` obligation on the clock engine.
+    """
+
+    __tablename__ = "pharma_visit_quota"
+    __table_args__ = (UniqueConstraint("company_id", "month", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    #: The first day of the month.
+    month: Mapped[date] = mapped_column(Date)
+    tier: Mapped[str] = mapped_column(String(20))
+    quota: Mapped[int]
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,7 +2,7 @@
 
 Revision ID: pharma_0002
 Revises: pharma_0001
-Create Date: 2026-12-05 13:07:52.207305
+Create Date: 2026-12-05 13:46:24.394642
 
 """
 from alembic import op
@@ -36,6 +36,33 @@ def upgrade():
     with op.batch_alter_table('pharma_doctor_tier', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_pharma_doctor_tier_company_id'), ['company_id'], unique=False)
 
+    op.create_table('pharma_visit_quota',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('month', sa.Date(), nullable=False),
+    sa.Column('tier', sa.String(length=20), nullable=False),
+    sa.Column('quota', sa.Integer(), nullable=False),
+    sa.Column('opened_at', core.db.UTCDateTime(), nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['company_id'], ['company.id'], name=op.f('fk_pharma_visit_quota_company_id_company'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_pharma_visit_quota_customer_id_customer'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pharma_visit_quota')),
+    sa.UniqueConstraint('company_id', 'month', 'customer_id', name=op.f('uq_pharma_visit_quota_company_id_month_customer_id'))
+    )
+    with op.batch_alter_table('pharma_visit_quota', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_pharma_visit_quota_company_id'), ['company_id'], unique=False)
+
+    op.create_table('pharma_interaction_ext',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('products', sa.String(length=200), nullable=True),
+    sa.Column('samples', sa.Integer(), nullable=True),
+    sa.Column('visit_type', sa.String(length=40), nullable=True),
+    sa.ForeignKeyConstraint(['id'], ['interaction.id'], name=op.f('fk_pharma_interaction_ext_id_interaction'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pharma_interaction_ext'))
+    )
+    with op.batch_alter_table('pharma_interaction_ext', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_pharma_interaction_ext_visit_type'), ['visit_type'], unique=False)
+
     with op.batch_alter_table('pharma_customer_ext', schema=None) as batch_op:
         batch_op.add_column(sa.Column('specialty', sa.String(length=80), nullable=True))
         batch_op.add_column(sa.Column('academic_influence', sa.Integer(), nullable=True))
@@ -51,6 +78,14 @@ def downgrade():
         batch_op.drop_column('academic_influence')
         batch_op.drop_column('specialty')
 
+    with op.batch_alter_table('pharma_interaction_ext', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pharma_interaction_ext_visit_type'))
+
+    op.drop_table('pharma_interaction_ext')
+    with op.batch_alter_table('pharma_visit_quota', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pharma_visit_quota_company_id'))
+
+    op.drop_table('pharma_visit_quota')
     with op.batch_alter_table('pharma_doctor_tier', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pharma_doctor_tier_company_id'))
 
