@@ -1433,10 +1433,12 @@ def demo(company: Any, fake: Any) -> None:
     for n, (customer_id, owner_id, tier) in enumerate(doctors):
         quota = settings.quota_of(tier) or rng.choice([0, 1])
         plans = [(last_start, last_end, quota + rng.choice([-1, 0, 0, 1]))]
-        done_share = 0.4 if owner_id == behind_owner else 0.9
-        elapsed = max(1, (now - this_start).days + 1)
-        target_now = round(quota * min(1.0, done_share * (elapsed / 25 + 0.35)))
-        plans.append((this_start, now - timedelta(hours=1), target_now))
+        # this month so far: most doctors of the reps on track are done, few of the one behind
+        on_track = rng.random() < (0.2 if owner_id == behind_owner else 0.7)
+        so_far = quota if on_track or quota == 0 else rng.randint(0, quota - 1)
+        plans.append(
+            (this_start, max(this_start + timedelta(hours=1), now - timedelta(hours=1)), so_far)
+        )
         for start, end, count in plans:
             span = max(60.0, (end - start).total_seconds())
             for k in range(max(0, count) + (1 if n % 4 == 0 else 0)):
