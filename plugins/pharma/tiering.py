@@ -198,7 +198,7 @@ DEFAULT_CONFIG = SchemeConfig(
         Criterion("orders", 15, days=365, cap=100_000),
     ),
     method="thresholds",
-    tiers=(Tier("A", 70), Tier("B", 50), Tier("C", 30), Tier("D", 0)),
+    tiers=(Tier("A", 60), Tier("B", 45), Tier("C", 30), Tier("D", 0)),
 )
 
 
