@@ -489,3 +489,34 @@ def test_statement_count_of_the_counting_is_constant(db, company, make_user):
     assert few[:3] == many[:3]
     # reminding: one query for everyone, then one notification per rep (two reps either way)
     assert few[3] == many[3]
+
+
+def test_a_visit_logged_through_the_api_meets_the_quota_by_the_core_hook(db, client, pharma):
+    from core import tokens
+
+    co, u = pharma
+    with company_scope(co.id):
+        doc = doctor(db, u["rep1"], "C")  # C: one visit a month
+        visits.open_month()
+        _row, secret = tokens.issue(u["rep1"], co.id, "visits")
+        db.session.commit()
+        doc_id = doc.id
+    at = (interactions.utcnow() - timedelta(minutes=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    made = client.post(
+        "/api/v1/interactions",
+        json={
+            "customer_id": doc_id,
+            "kind": "visit",
+            "occurred_at": at,
+            "duration_minutes": 25,
+            "pharma__products": "布地奈德",
+            "pharma__samples": 4,
+            "pharma__visit_type": "detailing",
+        },
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert made.status_code == 201, made.get_json()
+    with company_scope(co.id):
+        assert clock_of(db, db.session.get(Customer, doc_id)).met_at is not None
+        extras = visits.visit_extras([made.get_json()["id"]])[made.get_json()["id"]]
+        assert extras["pharma__products"] == "布地奈德" and extras["pharma__samples"] == 4
