@@ -1126,6 +1126,12 @@ def menu_items(company: Any) -> list[MenuItem]:
 
 
 def widgets(company: Any, user: Any) -> list[Panel]:
+    """The box *visits due this month* for the people who visit doctors (reps, managers,
+    admins); service agents and viewers do not get it."""
+    from core.web.helpers import role
+
+    if role() not in ("sales_rep", "manager", "admin"):
+        return []
     return [
         Panel(
             "Visits due this month",
