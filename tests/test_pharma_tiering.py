@@ -599,3 +599,13 @@ def test_nothing_for_a_company_without_pharma(
         "/api/v1/pharma_doctor_tiers?tier=B", headers={"Authorization": f"Bearer {secret}"}
     )
     assert listed.status_code == 200 and len(listed.get_json()["data"]) == 2
+
+
+def test_tier_changes_are_on_the_doctors_timeline(db, client, login_as, clinic):
+    login_as("manager", clinic)
+    with company_scope(clinic.id):
+        wang = db.session.scalar(select(Customer).where(Customer.name == "王医生"))
+        entries = tiering.timeline(wang)
+    assert [e.title for e in entries] == ["Tier — → A"] and entries[0].at == NOW
+    html = client.get(f"/customers/{wang.id}").get_data(as_text=True)
+    assert f"/pharma/doctors/{wang.id}" in html

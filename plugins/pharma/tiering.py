@@ -81,6 +81,7 @@ from core.extend import (
     Resource,
     Sort,
     State,
+    TimelineEntry,
     Transition,
     Workflow,
     customer_joined,
@@ -1117,6 +1118,29 @@ def panels(subject_type: str, subject: Any) -> list[Panel]:
     if subject_type != "customer" or getattr(subject, "kind", None) != "doctor":
         return []
     return [Panel("Doctor tier", lambda: web_tiering.render_panel(subject), "医生等级", order=25)]
+
+
+def timeline(customer: Any) -> list[TimelineEntry]:
+    """A doctor's tier changes (newest 100, one query) for the customer's timeline."""
+    if getattr(customer, "kind", None) != "doctor":
+        return []
+    rows = db.session.scalars(
+        select(TierHistory)
+        .where(TierHistory.customer_id == customer.id)
+        .order_by(TierHistory.changed_at.desc(), TierHistory.id.desc())
+        .limit(100)
+    ).all()
+    return [
+        TimelineEntry(
+            at=h.changed_at,
+            kind="tier",
+            title=_("Tier %(old)s → %(new)s", old=h.old_tier or "—", new=h.new_tier or "—"),
+            detail=label(REASONS, h.reason)
+            + (_(", score %(score)s", score=f"{h.score:.2f}") if h.score is not None else ""),
+            link=f"/pharma/doctors/{customer.id}",
+        )
+        for h in rows
+    ]
 
 
 def enabled(company: Any) -> None:
