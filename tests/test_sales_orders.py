@@ -693,3 +693,19 @@ def test_demo_orders_match_revenue_and_fill_every_ageing_bucket(app, db, shop):
             if limits[cid].credit_limit and D("0.85") < total / limits[cid].credit_limit <= 1
         ]  # fmt: skip
         assert near
+
+
+def test_dashboard_shows_receivables_by_ageing_and_the_most_overdue(app, db, client, shop):
+    today = date.today()
+    late = shop.order(shop.mine, [("产品", D(1), D("4000"))], ordered_on=today - timedelta(days=80),
+                      due_on=today - timedelta(days=45), user=shop.sales_rep)  # fmt: skip
+    shop.order(shop.theirs, [("产品", D(1), D("9000"))], ordered_on=today - timedelta(days=1),
+               user=shop.other_rep)  # fmt: skip
+    client_login(client, shop.sales_rep, shop.company)
+    page = text(client.get("/dashboard/"))
+    assert "应收账款" in page or "Receivables" in page
+    assert f"/sales/orders/{late}" in page and "¥4,000" in page  # 45 days overdue, listed
+    assert "¥9,000" not in page  # another rep's order is not on this rep's dashboard
+    client_login(client, shop.manager, shop.company)
+    page = text(client.get("/dashboard/"))
+    assert "¥9,000" in page and "¥4,000" in page

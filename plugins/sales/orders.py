@@ -54,6 +54,7 @@ from core.extend import (
     Choice,
     MenuItem,
     ObligationKind,
+    Panel,
     State,
     Transition,
     Workflow,
@@ -858,6 +859,11 @@ def panels(subject_type: str, subject: Any) -> list[Any]:
 
 def timeline(customer: Any) -> list[Any]:
     return web_orders.timeline(customer)
+
+
+def widgets(company: Any, user: Any) -> list[Any]:
+    """The dashboard box *应收账款*: ageing of open orders and the most overdue ones."""
+    return [Panel("Receivables", web_orders.widget, "应收账款", order=14)]
 
 
 def resources() -> list[Any]:

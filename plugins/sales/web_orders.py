@@ -1074,6 +1074,36 @@ def panels(subject_type: str, subject: Any) -> list[Panel]:
     return []
 
 
+def widget() -> str:
+    """The dashboard box *应收账款*: what is outstanding by ageing bucket and the five most
+    overdue orders (a sales rep: their own orders; others: every one they may see). Two
+    queries whatever the number of orders."""
+    mine = role() == "sales_rep"
+    conds = [Order.owner_id == current_user.id] if mine else []
+    ageing = svc.ageing_of(*conds)
+    day = svc.today()
+    worst = db.session.execute(
+        select(Order.id, Order.number, Order.due_on, Customer.name, Order.amount - Order.paid)
+        .join(Customer, Customer.id == Order.customer_id)
+        .where(Order.state == "open", Order.due_on < day, *conds)
+        .order_by(Order.due_on, Order.id)
+        .limit(5)
+    ).all()
+    owner = current_user.id if mine else None
+    buckets = [
+        (key, pick_label(key), ageing.get(key), list_url(ageing=key, owner=owner))
+        for key in svc.BUCKET_KEYS
+    ]
+    return render_template(
+        "sales/orders/_widget.html",
+        ageing=ageing,
+        buckets=buckets,
+        top=max((amount for _k, _l, amount, _u in buckets), default=Decimal(0)),
+        worst=[(row, (day - row.due_on).days) for row in worst],
+        overdue_url=list_url(overdue=1, owner=owner),
+    )
+
+
 def timeline(customer: Any) -> list[TimelineEntry]:
     """The customer's orders and payments, newest first (one query each, bounded)."""
     entries: list[TimelineEntry] = []
