@@ -1150,28 +1150,40 @@ def enabled(company: Any) -> None:
     with company_scope(company.id):
         if db.session.scalar(select(func.count()).select_from(TierScheme)):
             return
-        create_scheme("默认分级方案", DEFAULT_CONFIG, activate=True, note="default")
+        create_scheme("默认分级方案", DEFAULT_CONFIG, activate=True)
         db.session.flush()
 
 
 def demo(company: Any, fake: Any) -> None:
-    """An earlier version of the default scheme computed a month ago, the current one now (so
-    every doctor has a tier and some have history), one approved and one pending override."""
-    from core.models import Customer, Membership, User
+    """The default scheme's version 1 computed a month ago, then version 2 (visits weigh more)
+    now, so that every demo doctor has a tier and a history before the visits part opens its
+    quotas; the doctors' hospital grades (the archive leaves them to hospitals)."""
+    from core import fields as ext
+    from core.models import Customer
+    from core.plugins import current
     from core.reports import today as company_today
 
     enabled(company)
     scheme = db.session.scalars(select(TierScheme).where(TierScheme.active.is_(True))).first()
     if scheme is None:
         return
+    rng = random.Random(f"tiering-{company.code}")
+    declared = current().registry.fields_for("customer", ["pharma"])
+    doctors = db.session.scalars(select(Customer.id).where(Customer.kind == "doctor")).all()
+    ext.save_many(
+        declared,
+        [
+            (i, {"pharma__hospital_grade": rng.choice(["3a", "3a", "3b", "2a", "2b"])})
+            for i in doctors
+        ],
+    )
     now = utcnow()
     month_ago = now - timedelta(days=30)
     first = latest_version(scheme.id)
     assert first is not None
     first.created_at = month_ago - timedelta(days=1)
     recompute(now=month_ago, today=company_today() - timedelta(days=30), version=first)
-    # Version 2: visits weigh more (and prescription potential less) since last month.
-    current = save_version(
+    current_version = save_version(
         scheme,
         SchemeConfig(
             criteria=(
@@ -1185,8 +1197,22 @@ def demo(company: Any, fake: Any) -> None:
             tiers=DEFAULT_CONFIG.tiers,
         ),
         note="拜访权重提高",
+        at=now - timedelta(days=1),
     )
-    recompute(version=current)
+    recompute(version=current_version, now=now - timedelta(days=1))
+
+
+def demo_finish(company: Any, fake: Any) -> None:
+    """After the visits part seeded its visits: tonight's recompute as it will find them, one
+    override request approved and one waiting for the manager."""
+    from core import workflow
+    from core.models import Customer, Membership, User
+    from core.reports import today as company_today
+
+    version = active_version()
+    if version is None:
+        return
+    recompute()
     people = {
         role: uid
         for role, uid in db.session.execute(
@@ -1195,28 +1221,30 @@ def demo(company: Any, fake: Any) -> None:
             .where(User.email.like("%.demo"), Membership.role.in_(("sales_rep", "manager")))
         )
     }
-    rep, manager = (
-        db.session.get(User, people.get("sales_rep")),
-        db.session.get(User, people.get("manager")),
-    )
+    rep = db.session.get(User, people["sales_rep"]) if "sales_rep" in people else None
+    manager = db.session.get(User, people["manager"]) if "manager" in people else None
+    names = load_config(version).tier_names
     doctors = db.session.scalars(
-        select(Customer).where(Customer.kind == "doctor").order_by(Customer.id).limit(2)
+        select(Customer)
+        .join(DoctorTier, DoctorTier.customer_id == Customer.id)
+        .where(Customer.kind == "doctor", DoctorTier.tier != names[0])
+        .order_by(Customer.id)
+        .limit(2)
     ).all()
     if rep is None or manager is None or len(doctors) < 2:
         return
     rng = random.Random(f"tiering-{company.code}")
-    names = load_config(current).tier_names
-    from core import workflow
-
+    now = utcnow()
     for n, doctor in enumerate(doctors):
         tier_now = db.session.scalar(
             select(DoctorTier.tier).where(DoctorTier.customer_id == doctor.id)
         )
-        better = names[max(0, names.index(tier_now) - 1)] if tier_now in names else names[0]
+        at = names.index(tier_now) if tier_now in names else len(names) - 1
+        better = names[at - 1] if at > 0 else names[1]
         request = request_override(
             rep,
             doctor,
-            tier=better if better != tier_now else names[min(len(names) - 1, 1)],
+            tier=better,
             reason=rng.choice(
                 ["科室主任新任，处方量即将上升", "牵头省级学术会议，影响力提升", "新进药事委员会"]
             ),
