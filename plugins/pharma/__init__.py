@@ -126,15 +126,6 @@ def guanxi_extension_fields() -> list[Field]:
             min=0,
             max=100,
         ),
-        Field(
-            "customer",
-            "hospital",
-            "customer",
-            "Hospital",
-            "所属医院",
-            kinds=("hospital",),
-            help="The hospital the doctor works at.",
-        ),
         *_gather("fields"),
     ]
 
@@ -182,16 +173,6 @@ def guanxi_demo_data(company: Any, fake: Any) -> None:
             }
         if values:
             fields.save(declared, customer.id, values)
-    hospitals = [c.id for c in customers if c.kind == "hospital"]
-    if hospitals:  # each doctor works at one of the demo hospitals
-        fields.save_many(
-            declared,
-            [
-                (c.id, {"pharma__hospital": rng.choice(hospitals)})
-                for c in customers
-                if c.kind == "doctor"
-            ],
-        )
     db.session.flush()
     _each("demo", company, fake)
     _each("demo_finish", company, fake)  # a second pass, once every part has its demo rows
