@@ -492,7 +492,6 @@ def test_doctor_list_queries_do_not_grow_with_the_page(app, db, client, login_as
 
 
 def test_doctor_page_and_customer_panel_say_why(db, client, login_as, clinic):
-    login_as("sales_rep", clinic)  # the rep owns none of them: the manager sees them all
     login_as("manager", clinic)
     with company_scope(clinic.id):
         li = db.session.scalar(select(Customer).where(Customer.name == "李医生"))
@@ -606,6 +605,6 @@ def test_tier_changes_are_on_the_doctors_timeline(db, client, login_as, clinic):
     with company_scope(clinic.id):
         wang = db.session.scalar(select(Customer).where(Customer.name == "王医生"))
         entries = tiering.timeline(wang)
-    assert [e.title for e in entries] == ["Tier — → A"] and entries[0].at == NOW
+    assert len(entries) == 1 and entries[0].title.endswith("— → A") and entries[0].at == NOW
     html = client.get(f"/customers/{wang.id}").get_data(as_text=True)
     assert f"/pharma/doctors/{wang.id}" in html
