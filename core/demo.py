@@ -89,7 +89,12 @@ def create(seed: int = 20261124) -> list[Company]:
         with company_scope(company.id):
             _populate(company, slug, boss, fake, rng)
             enabled = manager.enabled(company.id)
-            manager.hooks(enabled).guanxi_demo_data(company=company, fake=fake)
+            # pluggy calls the last registered plugin first; demo data must follow the
+            # dependencies (sales' orders exist before pharma tiers doctors on them).
+            for name in manager.order:
+                if name in enabled:
+                    only = frozenset({name})
+                    manager.hooks(only).guanxi_demo_data(company=company, fake=fake)
             db.session.commit()
             _import_fair_leads(slug)
         made.append(company)
