@@ -18,6 +18,9 @@ class Interaction(TenantMixin, db.Model):
     __table_args__ = (
         Index("ix_interaction_customer_id_occurred_at", "customer_id", "occurred_at"),
         Index("ix_interaction_user_id_next_step_due", "user_id", "next_step_due"),
+        #: Activity reports and plugins read one kind of interaction over a window (visits in
+        #: the last 90 days, calls this month) across a company.
+        Index("ix_interaction_company_id_kind_occurred_at", "company_id", "kind", "occurred_at"),
         UniqueConstraint("company_id", "external_id"),
     )
 
