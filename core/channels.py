@@ -367,7 +367,7 @@ def channel_page(args: MultiDict, size: int, cap: int) -> Page:
         stmt = stmt.where(tree.c.path > last_path)
     rows = db.session.execute(stmt.order_by(tree.c.path).limit(size + 1)).all()
     for row in rows[:size]:
-        values = {f.key: row._mapping[f.key] for f in fields}
+        values = ext.row_values(fields, row)
         result.rows.append(Node(row[0], row.depth, row.parent_name, values=values))
     if len(rows) > size:
         result.next_after = rows[size - 1][0].id

@@ -174,7 +174,7 @@ def page(args: MultiDict, size: int, cap: int) -> Page:
     rows = db.session.execute(stmt.order_by(*keyset.order(sort, Customer.id)).limit(size + 1))
     rows = rows.all()
     for row in rows[:size]:
-        result.rows.append((row[0], {f.key: row._mapping[f.key] for f in fields}))
+        result.rows.append((row[0], ext.row_values(fields, row)))
     if len(rows) > size:
         result.next_after = keyset.cursor_after(sort, rows[size - 1][0])
     customers = [c for c, _values in result.rows]
@@ -220,7 +220,7 @@ def iterate(args: MultiDict, batch: int = 1000) -> Iterator[tuple[Customer, dict
     stmt, _errors, fields = query(args)
     for rows in keyset.batches(stmt, Customer.id, batch):
         for row in rows:
-            yield row[0], {f.key: row._mapping[f.key] for f in fields}
+            yield row[0], ext.row_values(fields, row)
 
 
 # -- choices for the filter bar and the form --------------------------------------------------

@@ -12,6 +12,16 @@ lists          a column joined into list queries (:func:`join`), a filter (:func
 CSV            a column of export and import (:func:`csv_value`, :func:`schema`)
 =============  =========================================================================
 
+Type ``customer`` is a reference to another customer of the same company, optionally limited
+to customer ``kinds`` (a doctor's hospital: ``kinds=("hospital",)``). It is stored as an
+integer column with a foreign key to ``customer.id`` ``ON DELETE SET NULL`` (indexed), so
+deleting the referenced customer empties the value and merging customers
+(:mod:`core.merge`) re-points it at the survivor like any other foreign key. Values are
+checked against the database (:func:`check_references`: same company, allowed kind) in
+:func:`validate`, in forms and in imports; loaded values (:func:`load`, :func:`row_values`)
+are :class:`CustomerRef` -- the id, carrying the customer's name -- which :func:`display`
+shows as a link to the customer and :func:`csv_value` exports as the name.
+
 Only companies that enabled the plugin see its fields; the values of the others stay stored.
 """
 
@@ -38,7 +48,10 @@ from core.db import db
 from core.i18n import pick
 from core.plugins.manifest import PluginError
 
-TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
+TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice", "customer")
+#: Most customers a ``customer`` field's select offers (by name; the current value is kept).
+REFERENCE_OPTIONS = 500
+_MAX_ID = 2**31 - 1
 MODELS = ("customer", "contact", "channel", "service_ticket", "interaction")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 
@@ -51,6 +64,8 @@ class Field:
     ``interaction``); ``type`` one of :data:`TYPES`. ``choices`` (for type ``choice``) are
     ``(value, label, label_zh)`` triples. ``min``/``max`` bound numbers and dates,
     ``max_length`` strings (default 200); ``scale`` is the decimal places of a ``decimal``.
+    ``kinds`` (type ``customer`` only) are the ``customer_kind`` values the referenced
+    customer may have (empty: any customer of the company).
     """
 
     model: str
@@ -68,6 +83,7 @@ class Field:
     indexed: bool = False
     help: str = ""
     plugin: str = ""
+    kinds: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -101,6 +117,8 @@ def attach(field: Field, plugin: str) -> Field:
         raise PluginError(f"{where}: name must be lowercase letters, digits and underscores")
     if (field.type == "choice") != bool(field.choices):
         raise PluginError(f"{where}: choices are required for type 'choice' and only for it")
+    if field.kinds and field.type != "customer":
+        raise PluginError(f"{where}: kinds are only for type 'customer'")
     field = replace(field, plugin=plugin)
     column = _column(field)
     table = side_table(plugin, field.model)
@@ -123,6 +141,9 @@ def side_table(plugin: str, model: str) -> Table:
 
 
 def _column(field: Field) -> Column:
+    if field.type == "customer":
+        reference = ForeignKey("customer.id", ondelete="SET NULL")
+        return Column(field.name, Integer(), reference, nullable=True, index=True)
     sql_type = {
         "string": String(field.max_length or 200),
         "text": Text(),
@@ -158,6 +179,15 @@ def marshmallow_field(field: Field, *, for_load: bool = True) -> ma.fields.Field
         return ma.fields.String(validate=checks, **opts)
     if field.type == "integer":
         return ma.fields.Integer(strict=False, validate=checks, **opts)
+    if field.type == "customer":
+        opts["metadata"] = {
+            **opts["metadata"],
+            "description": f"{field.label}: the id of a customer of the company"
+            + (f" of kind {', '.join(field.kinds)}" if field.kinds else ""),
+            "x-references": "customer",
+            **({"x-customer-kinds": list(field.kinds)} if field.kinds else {}),
+        }
+        return ma.fields.Integer(strict=False, validate=[ma.validate.Range(1, _MAX_ID)], **opts)
     if field.type == "decimal":
         return ma.fields.Decimal(places=field.scale, as_string=True, validate=checks, **opts)
     if field.type == "boolean":
@@ -181,8 +211,127 @@ def validate(
     fields: Sequence[Field], data: Mapping[str, Any], *, partial: bool = False
 ) -> dict[str, Any]:
     """Values of ``fields`` found in ``data``, converted; raises ``marshmallow.ValidationError``
-    whose ``messages`` are keyed by field key."""
-    return schema(fields).load(dict(data), partial=partial)
+    whose ``messages`` are keyed by field key (a ``customer`` value naming no customer of the
+    company of an allowed kind included: one query per such field)."""
+    values = schema(fields).load(dict(data), partial=partial)
+    errors = check_references(fields, [values])[0]
+    if errors:
+        raise ma.ValidationError(errors)  # type: ignore[arg-type]
+    return values
+
+
+# -- customer references ----------------------------------------------------------------------
+
+
+class CustomerRef(int):
+    """The id of a referenced customer (an ``int``) that also carries its ``name``."""
+
+    name: str
+
+    def __new__(cls, customer_id: int, name: str | None) -> CustomerRef:
+        ref = super().__new__(cls, customer_id)
+        ref.name = name or ""
+        return ref
+
+
+def _kind_text(field: Field) -> str:
+    from core.choices import label
+
+    return " / ".join(label("customer_kind", k) for k in field.kinds)
+
+
+def reference_message(field: Field, value: Any) -> str:
+    """Why ``value`` is refused for ``field``, in the current user's language."""
+    if field.kinds:
+        kinds = _kind_text(field)
+        return pick(
+            f"No customer {str(value)[:40]} of kind {kinds} in this company.",
+            f"本公司没有类型为{kinds}的客户 {str(value)[:40]}。",
+        )
+    return pick(
+        f"No customer {str(value)[:40]} in this company.",
+        f"本公司没有客户 {str(value)[:40]}。",
+    )
+
+
+def _allowed(field: Field) -> Select:
+    from core.models import Customer
+
+    stmt = db.select(Customer.id)
+    if field.kinds:
+        stmt = stmt.where(Customer.kind.in_(field.kinds))
+    return stmt
+
+
+def check_references(
+    fields: Sequence[Field], items: Sequence[Mapping[str, Any]]
+) -> list[dict[str, list[str]]]:
+    """For each of ``items`` (values keyed by field key), messages on ``customer`` values that
+    name no customer of the current company of an allowed kind: one query per field, whatever
+    the number of items."""
+    out: list[dict[str, list[str]]] = [{} for _ in items]
+    for f in fields:
+        if f.type != "customer":
+            continue
+        wanted = {item.get(f.key) for item in items} - {None}
+        if not wanted:
+            continue
+        ids = {i for i in wanted if isinstance(i, int) and 0 < i <= _MAX_ID}
+        found: set[int] = set()
+        if ids:
+            found = set(db.session.scalars(_allowed(f).where(_customer_id().in_(ids))))
+        for item, messages in zip(items, out, strict=True):
+            value = item.get(f.key)
+            if value is not None and value not in found:
+                messages[f.key] = [reference_message(f, value)]
+    return out
+
+
+def _customer_id() -> Any:
+    from core.models import Customer
+
+    return Customer.id
+
+
+def reference_options(field: Field, current: Any = None) -> list[tuple[int, str]]:
+    """``(id, name)`` of the customers ``field`` may refer to, by name (at most
+    :data:`REFERENCE_OPTIONS`), with ``current`` added when it is not among them."""
+    from core.models import Customer
+
+    stmt = db.select(Customer.id, Customer.name)
+    if field.kinds:
+        stmt = stmt.where(Customer.kind.in_(field.kinds))
+    rows = [
+        (r.id, r.name)
+        for r in db.session.execute(
+            stmt.order_by(Customer.name, Customer.id).limit(REFERENCE_OPTIONS)
+        )
+    ]
+    if isinstance(current, int) and current not in {i for i, _n in rows}:
+        name = getattr(current, "name", None) or db.session.scalar(
+            db.select(Customer.name).where(Customer.id == int(current))
+        )
+        if name is not None:
+            rows.append((int(current), name))
+    return rows
+
+
+def reference_lookup(field: Field) -> dict[str, int | None]:
+    """Spellings of the customers ``field`` may refer to → id, for imports: each code, and
+    each exact name (``None`` where several customers share it). One query."""
+    from core.models import Customer
+
+    stmt = db.select(Customer.id, Customer.code, Customer.name)
+    if field.kinds:
+        stmt = stmt.where(Customer.kind.in_(field.kinds))
+    by_name: dict[str, int | None] = {}
+    by_code: dict[str, int] = {}
+    for row in db.session.execute(stmt):
+        if row.code:
+            by_code[row.code.strip()] = row.id
+        name = row.name.strip()
+        by_name[name] = None if name in by_name else row.id
+    return {**by_name, **by_code}
 
 
 def dump(fields: Sequence[Field], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -217,12 +366,52 @@ def form_fields(fields: Sequence[Field]) -> dict[str, Any]:
             if f.min is not None or f.max is not None:
                 checks.append(_DateRange(f.min, f.max))
             out[f.key] = wtforms.DateField(validators=checks, **kwargs)
+        elif f.type == "customer":
+            out[f.key] = CustomerField(f, validators=[*checks, _Reference(f)], **kwargs)
         else:
             opts = [SelectChoice("", "—")] + [
                 SelectChoice(c[0], pick(c[1], c[2])) for c in f.choices
             ]
             out[f.key] = wtforms.SelectField(choices=opts, validators=checks, **kwargs)
     return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(pick("Choose a customer from the list.", "请从列表中选择客户。")) from None
+
+
+class CustomerField(wtforms.SelectField):
+    """A select of the customers a ``customer`` field may refer to (by name, at most
+    :data:`REFERENCE_OPTIONS`; the current value always offered); checked against the
+    database, not the list."""
+
+    def __init__(self, declared: Field, **kwargs: Any) -> None:
+        super().__init__(
+            choices=self._options, coerce=_int_or_none, validate_choice=False, **kwargs
+        )
+        self.declared = declared
+
+    def _options(self) -> list[Any]:
+        rows = reference_options(self.declared, self.data)
+        return [SelectChoice("", "—")] + [SelectChoice(i, n) for i, n in rows]
+
+
+class _Reference:
+    def __init__(self, declared: Field) -> None:
+        self.declared = declared
+
+    def __call__(self, form: Any, field: Any) -> None:
+        value = field.data
+        if value in (None, ""):
+            return
+        errors = check_references([self.declared], [{self.declared.key: value}])[0]
+        if errors:
+            raise v.StopValidation(errors[self.declared.key][0])
 
 
 class _DateRange:
@@ -248,16 +437,52 @@ def _by_table(fields: Iterable[Field]) -> dict[str, list[Field]]:
 
 
 def load(fields: Sequence[Field], ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Values of ``fields`` for the core rows ``ids``: one query per side table."""
+    """Values of ``fields`` for the core rows ``ids``: one query per side table (``customer``
+    values as :class:`CustomerRef`, their names joined into the same query)."""
     out: dict[int, dict[str, Any]] = {i: {f.key: None for f in fields} for i in ids}
     if not ids:
         return out
     for name, group in _by_table(fields).items():
         table = db.metadata.tables[name]
-        stmt = db.select(table.c.id, *[table.c[f.name] for f in group]).where(table.c.id.in_(ids))
+        stmt = db.select(table.c.id).where(table.c.id.in_(ids))
+        stmt = _add_columns(stmt, table, group)
         for row in db.session.execute(stmt):
-            for f in group:
-                out[row.id][f.key] = row._mapping[f.name]
+            out[row.id].update(row_values(group, row))
+    return out
+
+
+def _add_columns(stmt: Select, table: Table, group: Sequence[Field]) -> Select:
+    """Add each field's column labelled by key; a ``customer`` field also gets the referenced
+    customer's name (``<key>__ref_name``, an outer join scoped to the company)."""
+    from sqlalchemy.orm import aliased
+
+    from core.models import Customer
+
+    for f in group:
+        stmt = stmt.add_columns(table.c[f.name].label(f.key))
+        if f.type == "customer":
+            target = aliased(Customer)
+            stmt = stmt.outerjoin(target, target.id == table.c[f.name])
+            stmt = stmt.add_columns(target.name.label(f.key + REF_NAME))
+    return stmt
+
+
+#: Suffix of the column holding a referenced customer's name in joined queries.
+REF_NAME = "__ref_name"
+
+
+def row_values(fields: Sequence[Field], row: Any) -> dict[str, Any]:
+    """The values of ``fields`` in a result row of :func:`join` (or :func:`load`), by key;
+    ``customer`` values become :class:`CustomerRef` (``None`` when the customer is gone or is
+    not visible in the current company)."""
+    mapping = row._mapping
+    out: dict[str, Any] = {}
+    for f in fields:
+        value = mapping[f.key]
+        if f.type == "customer" and value is not None:
+            name = mapping[f.key + REF_NAME]
+            value = CustomerRef(value, name) if name is not None else None
+        out[f.key] = value
     return out
 
 
@@ -309,11 +534,12 @@ def defaults(fields: Sequence[Field]) -> dict[str, Any]:
 
 
 def join(stmt: Select, model: Any, fields: Sequence[Field]) -> Select:
-    """Outer-join the side tables of ``fields`` and add each value as a column named by key."""
+    """Outer-join the side tables of ``fields`` and add each value as a column named by key
+    (read them with :func:`row_values`: ``customer`` fields add their customer's name)."""
     for name, group in _by_table(fields).items():
         table = db.metadata.tables[name]
         stmt = stmt.outerjoin(table, table.c.id == model.id)
-        stmt = stmt.add_columns(*[table.c[f.name].label(f.key) for f in group])
+        stmt = _add_columns(stmt, table, group)
     return stmt
 
 
@@ -322,7 +548,8 @@ def apply_filters(
 ) -> tuple[Select, dict[str, str]]:
     """Narrow a :func:`join`-ed query by the request's filter parameters.
 
-    ``<key>=value`` filters every type (text: contains; choice: any of several values);
+    ``<key>=value`` filters every type (text: contains; choice: any of several values;
+    customer: ids, or text the referenced customer's name contains);
     ``<key>__min`` / ``<key>__max`` bound numbers and dates. Returns the query and, for each bad
     parameter, a message keyed by the parameter.
     """
@@ -337,6 +564,11 @@ def apply_filters(
                 continue
             if f.type in ("string", "text"):
                 stmt = stmt.where(column.contains(raw[0], autoescape=True))
+                continue
+            if f.type == "customer":
+                stmt, message = _reference_filter(stmt, column, raw)
+                if message:
+                    errors[param] = message
                 continue
             try:
                 values = [_parse(f, loader, x) for x in raw]
@@ -354,6 +586,19 @@ def apply_filters(
             else:
                 stmt = stmt.where(column == values[0])
     return stmt, errors
+
+
+def _reference_filter(stmt: Select, column: Any, raw: list[str]) -> tuple[Select, str]:
+    from core.models import Customer
+
+    if all(x.isascii() and x.isdigit() for x in raw):
+        ids = [int(x) for x in raw if 0 < int(x) <= _MAX_ID]
+        return stmt.where(column.in_(ids)), ""
+    text = raw[0].strip()
+    if len(text) > 200 or "\x00" in text:
+        return stmt, "must be a customer id or at most 200 characters of a name"
+    named = db.select(Customer.id).where(Customer.name.contains(text, autoescape=True))
+    return stmt.where(column.in_(named)), ""
 
 
 def _parse(f: Field, loader: ma.fields.Field, raw: str) -> Any:
@@ -376,9 +621,12 @@ def _flat(messages: Any) -> list[str]:
 
 
 def csv_value(field: Field, value: Any) -> str:
-    """The CSV text of a value (dates ISO, booleans ``true``/``false``, choices as codes)."""
+    """The CSV text of a value (dates ISO, booleans ``true``/``false``, choices as codes,
+    customers by name)."""
     if value is None:
         return ""
+    if isinstance(value, CustomerRef):
+        return value.name
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, date):
@@ -389,9 +637,28 @@ def csv_value(field: Field, value: Any) -> str:
 
 
 def display(field: Field, value: Any) -> str:
-    """The value as a person reads it (choice labels in their language)."""
+    """The value as a person reads it (choice labels in their language; a customer's name,
+    linked to the customer's page in a request)."""
     if field.type == "choice":
         return field.choice_label(value)
+    if field.type == "customer" and value is not None:
+        return _customer_link(value)
     if field.type == "boolean" and value is not None:
         return pick("yes", "是") if value else pick("no", "否")
     return csv_value(field, value)
+
+
+def _customer_link(value: Any) -> Any:
+    from flask import has_request_context, url_for
+    from markupsafe import Markup, escape
+
+    name = value.name if isinstance(value, CustomerRef) else f"#{int(value)}"
+    if not has_request_context():
+        return name
+    try:
+        href = url_for("customers.detail", customer_id=int(value))
+    except Exception:  # noqa: BLE001 - an app without the customer pages: the name alone
+        return name
+    return Markup('<a href="{}" data-customer-ref="{}">{}</a>').format(
+        href, int(value), escape(name)
+    )

@@ -691,6 +691,8 @@ def _extension_converter(f: ext.Field, dialect: Any, zone: ZoneInfo) -> Callable
         return converters.boolean(None, f.required, process)
     if f.type == "date":
         return converters.day(bounds, None, f.required, process)
+    if f.type == "customer":
+        return _customer_converter(f)
     lookup: dict[str, str] = {}
     for value, label, label_zh in f.choices:
         for spelling in (label_zh, label, value):
@@ -698,6 +700,29 @@ def _extension_converter(f: ext.Field, dialect: Any, zone: ZoneInfo) -> Callable
                 lookup[spelling.casefold()] = value
                 lookup[spelling] = value
     return converters.choice(lookup, None, f.required, process)
+
+
+def _customer_converter(f: ext.Field) -> Callable[[str], Any]:
+    """A ``customer`` extension cell: the code or exact name of a customer of the company of an
+    allowed kind (the spellings are read once per import, :func:`core.fields.reference_lookup`)."""
+    lookup = ext.reference_lookup(f)
+
+    def convert(raw: str) -> Any:
+        raw = raw.strip()
+        if not raw:
+            if f.required:
+                raise converters.Bad(_("Required."))
+            return None
+        if raw not in lookup:
+            raise converters.Bad(ext.reference_message(f, raw))
+        found = lookup[raw]
+        if found is None:
+            raise converters.Bad(
+                _("Several customers are named %(value)s; give the code.", value=raw[:40])
+            )
+        return found
+
+    return convert
 
 
 # -- rules of each kind of record ---------------------------------------------------------------

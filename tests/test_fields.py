@@ -151,3 +151,12 @@ def test_field_declared_twice_stops_the_start():
 
     with pytest.raises(PluginError, match="twice__x"):
         PluginManager().install([declare("twice_module")])
+
+
+def test_customer_reference_values_are_ids_that_export_and_display_by_name(app):
+    ref = fields.CustomerRef(5, "协和医院")
+    declared = fields.Field("customer", "hospital", "customer", "Hospital", plugin="p")
+    assert ref == 5 and isinstance(ref, int)
+    assert fields.csv_value(declared, ref) == "协和医院"
+    assert fields.display(declared, ref) == "协和医院"  # linked only inside a request
+    assert fields.dump([declared], {"p__hospital": ref}) == {"p__hospital": 5}

@@ -209,6 +209,8 @@ class Builder:
         for f in resource.extension_fields():
             prop = converter.field2property(ext.marshmallow_field(f))
             prop = {k: v for k, v in prop.items() if k not in ("nullable",)}
+            if f.type == "customer":  # a customer id, or text of the customer's name
+                prop = {"type": "string", "x-references": "customer"}
             params.append(_query(f.key, prop, f.label))
             if f.type in ("integer", "decimal", "date"):
                 for suffix in ("__min", "__max"):

@@ -269,7 +269,7 @@ class Resource:
         stmt = stmt.order_by(*keyset.order(sort, self.model.id)).limit(size + 1)
         rows = db.session.execute(stmt).all()
         records = [row[0] for row in rows[:size]]
-        values = {row[0].id: {f.key: row._mapping[f.key] for f in fields} for row in rows[:size]}
+        values = {row[0].id: ext.row_values(fields, row) for row in rows[:size]}
         next_after = keyset.cursor_after(sort, records[-1]) if len(rows) > size else None
         return {
             "data": self.dump_many(records, values),

@@ -251,7 +251,7 @@ def _rows(result: Iterable[Any], fields: list[ext.Field]) -> list[TicketRow]:
             customer_name=row.customer_name,
             assignee_name=row.assignee_name,
             team_name=row.team_name,
-            values={f.key: row._mapping[f.key] for f in fields},
+            values=ext.row_values(fields, row),
         )
         for row in result
     ]

@@ -126,6 +126,15 @@ def guanxi_extension_fields() -> list[Field]:
             min=0,
             max=100,
         ),
+        Field(
+            "customer",
+            "hospital",
+            "customer",
+            "Hospital",
+            "所属医院",
+            kinds=("hospital",),
+            help="The hospital the doctor works at.",
+        ),
         *_gather("fields"),
     ]
 
@@ -173,6 +182,16 @@ def guanxi_demo_data(company: Any, fake: Any) -> None:
             }
         if values:
             fields.save(declared, customer.id, values)
+    hospitals = [c.id for c in customers if c.kind == "hospital"]
+    if hospitals:  # each doctor works at one of the demo hospitals
+        fields.save_many(
+            declared,
+            [
+                (c.id, {"pharma__hospital": rng.choice(hospitals)})
+                for c in customers
+                if c.kind == "doctor"
+            ],
+        )
     db.session.flush()
     _each("demo", company, fake)
     _each("demo_finish", company, fake)  # a second pass, once every part has its demo rows
