@@ -4,7 +4,7 @@ hospital and the managers' dashboard box, with hand-computed expectations on a s
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -236,3 +236,32 @@ def test_pages_drill_down_and_the_company_without_pharma(db, client, pharma, log
     assert client.get("/reports/pharma_sales_warning").status_code == 404
     dashboard = client.get("/dashboard/").get_data(as_text=True)
     assert "销售预警" not in dashboard and "Sales early warning" not in dashboard
+
+
+def test_demo_makes_the_early_warning_show_hospitals(app, db, company, make_user):
+    co = company(plugins=["sales", "pharma"], code="demo-pharma-kpis")
+    admin = make_user("admin", co)
+    with company_scope(co.id):
+        hospitals = [
+            Customer(name=f"医院{n}", kind="hospital", owner_id=admin.id) for n in range(6)
+        ]
+        db.session.add_all(hospitals)
+        db.session.flush()
+        for n, hospital in enumerate(hospitals[1:]):  # hospital 0 ordered nothing lately
+            db.session.add(
+                Order(
+                    number=f"R-{n}",
+                    customer_id=hospital.id,
+                    amount=D(5000),
+                    state="open",
+                    ordered_on=kpis.today() - timedelta(days=10),
+                )  # fmt: skip
+            )
+        db.session.commit()
+        assert kpis.early_warning() == []
+        kpis.demo(co, None)
+        db.session.commit()
+        rows = kpis.early_warning(limit=10)
+        assert len(rows) == 4
+        assert rows[0]["label"] == "医院0" and rows[0]["change"] == -1.0
+        assert all(r["change"] <= -0.5 for r in rows)
