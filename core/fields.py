@@ -208,13 +208,20 @@ def schema(fields: Sequence[Field]) -> ma.Schema:
 
 
 def validate(
-    fields: Sequence[Field], data: Mapping[str, Any], *, partial: bool = False
+    fields: Sequence[Field],
+    data: Mapping[str, Any],
+    *,
+    partial: bool = False,
+    check_references: bool = True,
 ) -> dict[str, Any]:
     """Values of ``fields`` found in ``data``, converted; raises ``marshmallow.ValidationError``
     whose ``messages`` are keyed by field key (a ``customer`` value naming no customer of the
-    company of an allowed kind included: one query per such field)."""
+    company of an allowed kind included: one query per such field; ``check_references=False``
+    leaves that to the caller, who checks many items at once with :func:`check_references`)."""
     values = schema(fields).load(dict(data), partial=partial)
-    errors = check_references(fields, [values])[0]
+    if not check_references:
+        return values
+    errors = _check_references(fields, [values])[0]
     if errors:
         raise ma.ValidationError(errors)  # type: ignore[arg-type]
     return values
@@ -269,6 +276,12 @@ def check_references(
     """For each of ``items`` (values keyed by field key), messages on ``customer`` values that
     name no customer of the current company of an allowed kind: one query per field, whatever
     the number of items."""
+    return _check_references(fields, items)
+
+
+def _check_references(
+    fields: Sequence[Field], items: Sequence[Mapping[str, Any]]
+) -> list[dict[str, list[str]]]:
     out: list[dict[str, list[str]]] = [{} for _ in items]
     for f in fields:
         if f.type != "customer":

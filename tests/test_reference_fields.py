@@ -169,3 +169,29 @@ def test_merge_repoints_references_and_delete_sets_null(db, pharma, make_user):
         db.session.execute(delete(Customer).where(Customer.id == ids["H2"]))
         db.session.commit()
         assert fields.load(declared(), [ids["D1"]])[ids["D1"]][KEY] is None
+
+
+def test_bulk_checks_every_items_reference_in_one_query(db, client, pharma, login_as):
+    from core.testing import QueryCounter
+
+    co, ids = pharma
+    login_as("admin", co)
+
+    def items(n, bad_at=None):
+        return {
+            "items": [
+                {"name": f"医生{i}", "kind": "doctor", KEY: ids["P1"] if i == bad_at else ids["H1"]}
+                for i in range(n)
+            ]
+        }
+
+    refused = client.post("/api/v1/customers/bulk", json=items(4, bad_at=2))
+    assert refused.status_code == 422
+    assert set(refused.get_json()["error"]["fields"]["items"]) == {"2"}
+    assert KEY in refused.get_json()["error"]["fields"]["items"]["2"]
+    counts = []
+    for n in (3, 12):
+        with QueryCounter(db.engine) as counter:
+            client.post("/api/v1/customers/bulk", json=items(n, bad_at=0))
+        counts.append(counter.count)
+    assert counts[0] == counts[1]

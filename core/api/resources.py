@@ -348,7 +348,7 @@ class Resource:
         return values, ext_values
 
     def _load(
-        self, data: Any, *, record: Any | None
+        self, data: Any, *, record: Any | None, check_references: bool = True
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         if not isinstance(data, dict):
             return {}, {}, {"_body": ["A JSON object is required."]}
@@ -380,7 +380,9 @@ class Resource:
                 errors[key[:80]] = ["Unknown field."]
         ext_values: dict[str, Any] = {}
         try:
-            ext_values = ext.validate(fields, ext_data, partial=partial)
+            ext_values = ext.validate(
+                fields, ext_data, partial=partial, check_references=check_references
+            )
         except ma.ValidationError as exc:
             errors.update(exc.messages)  # type: ignore[arg-type]
         if partial:
@@ -474,10 +476,18 @@ class Resource:
                     errors[str(index)] = {"_item": [reason]}
                     plans.append((None, {}, {}))
                     continue
-            values, ext_values, item_errors = self._load(item, record=record)
+            values, ext_values, item_errors = self._load(
+                item, record=record, check_references=False
+            )
             if item_errors:
                 errors.setdefault(str(index), {}).update(item_errors)
             plans.append((record, values, ext_values))
+        # customer references of every item at once (one query per field, not per item)
+        fields = self.extension_fields()
+        checked = ext.check_references(fields, [e for _r, _v, e in plans])
+        for index, messages in enumerate(checked):
+            if messages:
+                errors.setdefault(str(index), {}).update(messages)
         if errors:
             raise ApiError(
                 422,
