@@ -265,3 +265,14 @@ def test_demo_makes_the_early_warning_show_hospitals(app, db, company, make_user
         assert len(rows) == 4
         assert rows[0]["label"] == "医院0" and rows[0]["change"] == -1.0
         assert all(r["change"] <= -0.5 for r in rows)
+
+
+def test_hospital_page_lists_its_doctors(db, client, pharma, login_as):
+    login_as("manager", pharma.co)
+    page = client.get(f"/customers/{pharma.ids['H1']}").get_data(as_text=True)
+    assert "D1名" in page and "D2名" in page and "D3名" not in page
+    assert f"pharma__hospital={pharma.ids['H1']}" in page
+    doctor = client.get(f"/customers/{pharma.ids['D3']}").get_data(as_text=True)
+    assert f'href="/customers/{pharma.ids["H2"]}"' in doctor  # the doctor links the hospital
+    with company_scope(pharma.co.id):
+        assert kpis.hospital_doctors(pharma.ids["H3"]) == (0, [])

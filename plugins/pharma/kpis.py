@@ -576,6 +576,40 @@ def widgets(company: Any, user: Any) -> list[Panel]:
     return [Panel("Sales early warning", _widget, "销售预警", order=25)]
 
 
+# -- hospital page ----------------------------------------------------------------------------
+
+#: Doctors a hospital's panel names (the rest are behind the link to the filtered list).
+PANEL_DOCTORS = 20
+
+
+def hospital_doctors(hospital_id: int, limit: int = PANEL_DOCTORS) -> tuple[int, list[Any]]:
+    """How many doctors are linked to the hospital, and the first ``limit`` by name (two
+    queries)."""
+    link = _ext()
+    base = (
+        select(Customer.id, Customer.name)
+        .join(link, link.c.id == Customer.id)
+        .where(link.c.hospital == hospital_id, Customer.kind == "doctor")
+    )
+    count = db.session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    rows = db.session.execute(base.order_by(Customer.name, Customer.id).limit(limit)).all()
+    return count, rows
+
+
+def panels(subject_type: str, subject: Any) -> list[Panel]:
+    """On a hospital's page: the doctors linked to it through their Hospital field."""
+    if subject_type != "customer" or getattr(subject, "kind", None) != HOSPITAL:
+        return []
+
+    def render() -> str:
+        count, doctors = hospital_doctors(subject.id)
+        return render_template(
+            "pharma/kpis/_doctors_panel.html", hospital=subject, count=count, doctors=doctors
+        )
+
+    return [Panel("Doctors at this hospital", render, "本院医生", order=40)]
+
+
 # -- demo -------------------------------------------------------------------------------------
 
 
