@@ -56,6 +56,11 @@ SHOTS = [
     ("value-insurance.png", "manager@insurance.demo", "/sales/value", "zh_CN"),
     ("targets-pharma.png", "manager@pharma.demo", "/sales/targets", "zh_CN"),
     ("scorecard-property.png", "manager@property.demo", "/sales/scorecard", "zh_CN"),
+    ("doctors-pharma.png", "manager@pharma.demo", "/pharma/doctors", "zh_CN"),
+    ("doctor-tier-pharma.png", "manager@pharma.demo", "first-doctor", "zh_CN"),
+    ("tiering-pharma.png", "manager@pharma.demo", "/pharma/tiering", "zh_CN"),
+    ("visit-plan-pharma.png", "sales_rep@pharma.demo", "/pharma/visits/plan", "zh_CN"),
+    ("visit-compliance-pharma.png", "manager@pharma.demo", "/pharma/visits/compliance", "zh_CN"),
 ]
 
 
@@ -101,6 +106,9 @@ def main() -> None:
             if path == "first-customer":
                 page.goto(f"{base}/customers/")
                 page.click("table tbody tr:first-child a[href^='/customers/']")
+            elif path == "first-doctor":
+                page.goto(f"{base}/pharma/doctors")
+                page.click("table tbody tr:first-child a[href^='/pharma/doctors/']")
             elif path == "first-ticket":
                 page.goto(f"{base}/tickets/?state=in_progress")
                 page.click("table tbody tr:first-child a[href^='/tickets/']")
