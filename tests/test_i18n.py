@@ -33,15 +33,14 @@ def test_the_compiled_catalog_matches_the_po():
     mo_path = i18n.po_path("zh").with_suffix(".mo")
     with open(mo_path, "rb") as handle:
         mo = read_mo(handle)
+
     def flat(value):  # plural ids and strings: tuples in the .po, lists in the .mo
         return tuple(value) if isinstance(value, (list, tuple)) else value
 
     def entries(catalog):
         return {flat(m.id): flat(m.string) for m in catalog if m.id}
 
-    assert entries(po) == entries(mo), (
-        "messages.mo is stale: run scripts/i18n.py"
-    )
+    assert entries(po) == entries(mo), "messages.mo is stale: run scripts/i18n.py"
 
 
 def test_login_page_speaks_the_browsers_language(client):
