@@ -12,6 +12,7 @@ from core.fields import Field
 from core.jobs import Job, daily, every, monthly
 from core.keyset import Sort
 from core.plugins import Manifest, PluginError, hookimpl
+from core.plugins.parts import Parts
 from core.reports import Column as ReportColumn
 from core.reports import Param as ReportParam
 from core.reports import Report, date_range
@@ -28,6 +29,7 @@ __all__ = [
     "MenuItem",
     "ObligationKind",
     "Panel",
+    "Parts",
     "PluginError",
     "Report",
     "ReportColumn",

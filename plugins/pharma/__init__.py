@@ -16,10 +16,9 @@ Models live in :mod:`plugins.pharma.models`, routes on :data:`plugins.pharma.blu
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
-from core.extend import Choice, Field, Manifest, hookimpl
+from core.extend import Choice, Field, Manifest, Parts, hookimpl
 from plugins.pharma import kpis, tiering, visits
 from plugins.pharma.blueprint import bp
 
@@ -32,25 +31,8 @@ manifest = Manifest(
     description="Hospitals and doctors, doctor tiering, visit quotas, rep KPIs.",
 )
 
-PARTS: tuple[ModuleType, ...] = (tiering, visits, kpis)
-
-
-def _gather(function: str, *args: Any) -> list[Any]:
-    """Concatenate what each part's ``function(*args)`` returns (parts without it add nothing)."""
-    items: list[Any] = []
-    for part in PARTS:
-        fn = getattr(part, function, None)
-        if fn is not None:
-            items.extend(fn(*args))
-    return items
-
-
-def _each(function: str, *args: Any) -> None:
-    """Call each part's ``function(*args)`` that exists, in order."""
-    for part in PARTS:
-        fn = getattr(part, function, None)
-        if fn is not None:
-            fn(*args)
+PARTS = Parts(tiering, visits, kpis)
+_gather, _each = PARTS.gather, PARTS.each
 
 
 GRADES = (

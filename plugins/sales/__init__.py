@@ -17,10 +17,9 @@ Models live in :mod:`plugins.sales.models`, routes on :data:`plugins.sales.bluep
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
-from core.extend import Field, Manifest, hookimpl
+from core.extend import Field, Manifest, Parts, hookimpl
 from plugins.sales import funnel, orders, targets, value
 from plugins.sales.blueprint import bp
 
@@ -32,17 +31,8 @@ manifest = Manifest(
     description="Opportunity funnel, orders, receivables, customer value and targets.",
 )
 
-PARTS: tuple[ModuleType, ...] = (funnel, orders, value, targets)
-
-
-def _gather(function: str, *args: Any) -> list[Any]:
-    """Concatenate what each part's ``function(*args)`` returns (parts without it add nothing)."""
-    items: list[Any] = []
-    for part in PARTS:
-        fn = getattr(part, function, None)
-        if fn is not None:
-            items.extend(fn(*args))
-    return items
+PARTS = Parts(funnel, orders, value, targets)
+_gather, _each = PARTS.gather, PARTS.each
 
 
 @hookimpl
@@ -130,18 +120,12 @@ def guanxi_timeline(customer: Any) -> list[Any]:
 def guanxi_after_transition(
     subject: Any, to_state: str, from_state: str, at: Any, inputs: Any
 ) -> None:
-    for part in PARTS:
-        fn = getattr(part, "after_transition", None)
-        if fn is not None:
-            fn(subject, from_state, to_state, at, inputs)
+    _each("after_transition", subject, from_state, to_state, at, inputs)
 
 
 @hookimpl
 def guanxi_plugin_enabled(company: Any) -> None:
-    for part in PARTS:
-        fn = getattr(part, "enabled", None)
-        if fn is not None:
-            fn(company)
+    _each("enabled", company)
 
 
 @hookimpl
@@ -155,7 +139,4 @@ def guanxi_demo_data(company: Any, fake: Any) -> None:
             "sales__share_of_wallet": lambda rng: rng.randint(0, 100),
         },
     )
-    for part in PARTS:
-        fn = getattr(part, "demo", None)
-        if fn is not None:
-            fn(company, fake)
+    _each("demo", company, fake)
