@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from core import fields, tokens, workflow
 from core.models import Customer, Interaction
 from core.tenancy import company_scope
-from core.testing import QueryCounter
+from core.testing import QueryCounter, company_today
 from plugins.pharma import tiering
 from plugins.pharma.models import DoctorTier, TierHistory, TierOverride, TierScheme
 from plugins.sales.models import Order
@@ -238,7 +238,7 @@ def test_deciles_and_percent_rank(db, company):
 
 def test_override_is_requested_approved_survives_recompute_and_expires(db, clinic, make_user):
     rep, manager = make_user("sales_rep", clinic), make_user("manager", clinic)
-    today = date.today()
+    today = company_today()
     with company_scope(clinic.id):
         zhang = db.session.scalar(select(Customer).where(Customer.name == "张医生"))
         with pytest.raises(tiering.OverrideError) as refused:
@@ -291,7 +291,11 @@ def test_reject_needs_a_comment(db, clinic, make_user):
     with company_scope(clinic.id):
         zhao = db.session.scalar(select(Customer).where(Customer.name == "赵医生"))
         request = tiering.request_override(
-            rep, zhao, tier="A", reason="学术带头人", locked_until=date.today() + timedelta(days=9)
+            rep,
+            zhao,
+            tier="A",
+            reason="学术带头人",
+            locked_until=company_today() + timedelta(days=9),
         )
         db.session.commit()
         with pytest.raises(workflow.InputRequired):
@@ -301,6 +305,39 @@ def test_reject_needs_a_comment(db, clinic, make_user):
         workflow.transition(request, "reject", user=manager, inputs={"comment": "数据不支持"})
         db.session.commit()
         assert tiers(db)["赵医生"].tier == "B" and request.decision_note == "数据不支持"
+
+
+def test_override_decided_through_the_api(db, client, clinic, make_user):
+    """The resource is read-only (no create or PATCH) but its workflow's transitions are open
+    to the roles the workflow allows."""
+    rep, manager = make_user("sales_rep", clinic), make_user("manager", clinic)
+    with company_scope(clinic.id):
+        zhao = db.session.scalar(select(Customer).where(Customer.name == "赵医生"))
+        request = tiering.request_override(
+            rep,
+            zhao,
+            tier="A",
+            reason="学术带头人",
+            locked_until=company_today() + timedelta(days=9),
+        )
+        db.session.commit()
+        request_id = request.id
+    bearer = {}
+    for user in (rep, manager):
+        _row, secret = tokens.issue(user, clinic.id, "api")
+        bearer[user.id] = {"Authorization": f"Bearer {secret}"}
+    db.session.commit()
+    api = client
+    url = f"/api/v1/pharma_tier_overrides/{request_id}"
+    assert api.patch(url, json={"tier": "B"}, headers=bearer[manager.id]).status_code == 405
+    refused = api.post(f"{url}/transitions/approve", json={}, headers=bearer[rep.id])
+    assert refused.status_code == 403
+    done = api.post(
+        f"{url}/transitions/approve", json={"comment": "同意"}, headers=bearer[manager.id]
+    )
+    assert done.status_code == 200 and done.get_json()["state"] == "approved"
+    with company_scope(clinic.id):
+        assert tiers(db)["赵医生"].tier == "A"
 
 
 # -- validation ----------------------------------------------------------------
@@ -516,7 +553,7 @@ def test_override_through_the_pages(db, client, login_as, clinic):
     url = f"/pharma/doctors/{zhao.id}/override"
     bad = client.post(url, data={"tier": "A", "reason": "", "locked_until": "nope"})
     assert bad.status_code == 422 and 'data-field="locked_until"' in bad.get_data(as_text=True)
-    until = (date.today() + timedelta(days=60)).isoformat()
+    until = (company_today() + timedelta(days=60)).isoformat()
     ok = client.post(url, data={"tier": "A", "reason": "牵头多中心研究", "locked_until": until})
     assert ok.status_code == 302
     with company_scope(clinic.id):

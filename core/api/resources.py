@@ -80,7 +80,7 @@ class Resource:
     sorts: ClassVar[tuple[Sort, ...]] = ()
     #: Whether ``?q=`` searches (see :meth:`search`).
     searchable: ClassVar[bool] = False
-    #: No create or update through the API.
+    #: No create or update through the API (workflow transitions still go through).
     read_only: ClassVar[bool] = False
     #: Roles that may write (empty: every role but ``viewer``).
     write_roles: ClassVar[tuple[str, ...]] = ()
@@ -324,11 +324,14 @@ class Resource:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def require_writer(self, record: Any | None = None) -> None:
-        """Refuse (403) a write by a role that may not write, or of a record it may not."""
+    def require_writer(self, record: Any | None = None, *, transition: bool = False) -> None:
+        """Refuse (403) a write by a role that may not write, or of a record it may not.
+
+        A ``read_only`` resource refuses writes with 405, workflow transitions excepted
+        (``transition=True``): those are the workflow engine's to allow or refuse."""
         member = g.get("membership")
         role = member.role if member is not None else None
-        if self.read_only:
+        if self.read_only and not transition:
             raise ApiError(405, "method_not_allowed", f"{self.name} are read-only here")
         allowed = role in self.write_roles if self.write_roles else role not in (None, "viewer")
         if not allowed:

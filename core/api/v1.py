@@ -103,7 +103,7 @@ def create_record(resource: str) -> Any:
 
 def update_record(resource: str, record_id: int) -> Any:
     res = _resource(resource)
-    res.require_writer(None)
+    res.require_writer(None, transition=True)
     record = res.get(record_id)
     check_if_match(record)
     res.save(_body(), record)
@@ -146,7 +146,7 @@ def list_transitions(resource: str, record_id: int) -> Any:
 
 def take_transition(resource: str, record_id: int, transition: str) -> Any:
     res = _resource(resource)
-    res.require_writer(None)
+    res.require_writer(None, transition=True)
     record = res.get(record_id)
     check_if_match(record)
     body = _body()

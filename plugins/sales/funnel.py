@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import marshmallow as ma
 from flask import g, has_request_context, render_template
 from flask_babel import gettext as _
 from sqlalchemy import (
@@ -915,6 +916,11 @@ def reports() -> list[Report]:
 # -- API ------------------------------------------------------------------------------------------
 
 
+CLIMATE_ENTRY = ma.Schema.from_dict(
+    {"contact_id": ma.fields.Integer(), "role": ma.fields.String()}, name="ClimateEntry"
+)
+
+
 class Opportunities(Resource):
     """Sales opportunities (销售机会). The stage moves only by workflow transitions
     (``POST /sales_opportunities/{id}/transitions/{name}``; ``lose`` needs ``lost_reason``);
@@ -926,6 +932,13 @@ class Opportunities(Resource):
     schema = model_schema(
         Opportunity,
         dump_only=("state", "lost_reason", "stage_entered_at", "closed_at"),
+        fields={
+            "contacts": ma.fields.List(
+                ma.fields.Nested(CLIMATE_ENTRY),
+                dump_only=True,
+                metadata={"description": "The buying climate: contacts with their roles."},
+            )
+        },
     )
     filters = (
         "customer_id",
@@ -990,8 +1003,23 @@ class Opportunities(Resource):
 
     def dump_many(self, records: Sequence[Any], ext_values: Mapping[int, dict]) -> list[dict]:
         out = super().dump_many(records, ext_values)
+        climate: dict[int, list[dict[str, Any]]] = {}
+        if records:
+            rows = db.session.execute(
+                select(
+                    OpportunityContact.opportunity_id,
+                    OpportunityContact.contact_id,
+                    OpportunityContact.role,
+                )
+                .where(OpportunityContact.opportunity_id.in_([r.id for r in records]))
+                .order_by(OpportunityContact.id)
+            )
+            for opportunity_id, contact_id, role in rows:
+                climate.setdefault(opportunity_id, []).append(
+                    {"contact_id": contact_id, "role": role}
+                )
         for data, record in zip(out, records, strict=True):
-            data["contacts"] = [{"contact_id": r.contact_id, "role": r.role} for r in record.roles]
+            data["contacts"] = climate.get(record.id, [])
         return out
 
 
