@@ -31,7 +31,9 @@ import itertools
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import create_engine, inspect, make_url, text
@@ -280,3 +282,12 @@ class QueryCounter:
 
     def _count(self, *args: object) -> None:
         self.count += 1
+
+
+def company_today(zone: str = "Asia/Shanghai") -> date:
+    """Today where the test companies are (their default time zone), not on the machine.
+
+    The app counts due dates and ages in the company's zone; a test that used
+    ``date.today()`` would be a day off for eight hours a day on a UTC machine.
+    """
+    return datetime.now(ZoneInfo(zone)).date()

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from core import clocks, tokens, workflow
 from core.models import AuditLog, Channel, Customer, Notification, Obligation
 from core.tenancy import company_scope
-from core.testing import QueryCounter
+from core.testing import QueryCounter, company_today
 from plugins.sales import orders as svc
 from plugins.sales import value
 from plugins.sales.models import Order, Payment
@@ -59,7 +59,7 @@ def shop(app, db, company, make_user):
         with company_scope(co.id):
             data = svc.OrderInput(
                 customer_id=customer_id,
-                ordered_on=ordered_on or date.today() - timedelta(days=1),
+                ordered_on=ordered_on or company_today() - timedelta(days=1),
                 due_on=due_on,
                 lines=[svc.LineInput(*line) for line in lines],
                 **kw,
@@ -118,7 +118,7 @@ def test_new_order_sums_its_lines_numbers_it_and_defaults_due_date_and_channel(
     page = client.get(f"/sales/orders/new?customer_id={shop.mine}")
     assert page.status_code == 200
     assert f'value="#{shop.mine} 协和医院"' in text(page)
-    ordered = date.today() - timedelta(days=3)
+    ordered = company_today() - timedelta(days=3)
     response = client.post(
         "/sales/orders/new",
         data={
@@ -211,7 +211,7 @@ def test_payments_update_paid_and_settle_the_order_overpayment_refused(app, db, 
     order_id = shop.order(shop.mine, [("产品", D(2), D("500.00"), D("300"))])
     client_login(client, shop.sales_rep, shop.company)
     url = f"/sales/orders/{order_id}/payments"
-    today = date.today().isoformat()
+    today = company_today().isoformat()
 
     def pay(amount, paid_on=today):
         return client.post(url, data={"amount": amount, "paid_on": paid_on, "method": "transfer"})
@@ -220,7 +220,7 @@ def test_payments_update_paid_and_settle_the_order_overpayment_refused(app, db, 
         refused = pay(amount)
         assert refused.status_code == 422
         assert re.search(rf'data-field="amount">[^<]*{re.escape(message)}', text(refused))
-    refused = pay("10", (date.today() + timedelta(days=1)).isoformat())
+    refused = pay("10", (company_today() + timedelta(days=1)).isoformat())
     assert refused.status_code == 422 and 'data-field="paid_on"' in text(refused)
     assert pay("400").status_code == 302
     order = get_order(db, shop, order_id)
@@ -240,7 +240,7 @@ def test_a_manager_reverses_a_payment_and_the_order_is_open_again(app, db, clien
     order_id = shop.order(shop.mine, [("产品", D(1), D("800"))])
     with company_scope(shop.company.id):
         order = db.session.get(Order, order_id)
-        payment = svc.record_payment(order, D(800), date.today(), shop.sales_rep)
+        payment = svc.record_payment(order, D(800), company_today(), shop.sales_rep)
         db.session.commit()
         payment_id = payment.id
     assert get_order(db, shop, order_id).state == "paid"
@@ -257,7 +257,7 @@ def test_cancel_needs_a_reason_and_no_payments(app, db, client, shop):
     paid_id = shop.order(shop.mine, [("产品", D(1), D("800"))])
     free_id = shop.order(shop.mine, [("产品", D(1), D("300"))])
     with company_scope(shop.company.id):
-        svc.record_payment(db.session.get(Order, paid_id), D(100), date.today(), shop.manager)
+        svc.record_payment(db.session.get(Order, paid_id), D(100), company_today(), shop.manager)
         db.session.commit()
     client_login(client, shop.manager, shop.company)
     refused = client.post(f"/sales/orders/{paid_id}/transition/cancel", data={
@@ -279,12 +279,12 @@ def test_cancel_needs_a_reason_and_no_payments(app, db, client, shop):
 def test_an_order_over_the_channels_credit_limit_needs_confirmation(app, db, client, shop):
     first = shop.order(shop.mine, [("产品", D(1), D("90000"))])
     with company_scope(shop.company.id):
-        svc.record_payment(db.session.get(Order, first), D(10000), date.today(), shop.manager)
+        svc.record_payment(db.session.get(Order, first), D(10000), company_today(), shop.manager)
         db.session.commit()  # the distributor owes 80,000 of its 100,000 limit
     client_login(client, shop.sales_rep, shop.company)
     data = {
         "customer": "C-1",
-        "ordered_on": date.today().isoformat(),
+        "ordered_on": company_today().isoformat(),
         **form_lines(("产品", "3", "10000", "7000")),
     }
     warned = client.post("/sales/orders/new", data=data)
@@ -330,14 +330,14 @@ def test_the_channel_page_shows_its_credit_and_receivables(app, db, client, shop
 
 def test_editing_an_order_within_what_it_owed_does_not_warn(app, db, client, shop):
     with company_scope(shop.company.id):
-        data = svc.OrderInput(shop.mine, date.today(), [svc.LineInput("产品", D(1), D(120000))])
+        data = svc.OrderInput(shop.mine, company_today(), [svc.LineInput("产品", D(1), D(120000))])
         order_id = svc.create_order(data, shop.manager).id  # over the limit (created by hand)
         db.session.commit()
     client_login(client, shop.manager, shop.company)
     page = client.get(f"/sales/orders/{order_id}/edit")
     assert page.status_code == 200
     version = re.search(r'name="version" type="hidden" value="(\d+)"', text(page)).group(1)
-    data = {"ordered_on": date.today().isoformat(), "version": version, "channel_id": "",
+    data = {"ordered_on": company_today().isoformat(), "version": version, "channel_id": "",
             "owner_id": "", **form_lines(("产品", "1", "110000", "0"))}  # fmt: skip
     assert client.post(f"/sales/orders/{order_id}/edit", data=data).status_code == 302
     more = {**data, "version": str(get_order(db, shop, order_id).version),
@@ -350,8 +350,8 @@ def test_editing_an_order_within_what_it_owed_does_not_warn(app, db, client, sho
 
 def _aged(shop, days_overdue, amount, paid=D(0), customer=None):
     """An open order due ``days_overdue`` days ago (negative: in the future)."""
-    due = date.today() - timedelta(days=days_overdue)
-    ordered = min(due - timedelta(days=10), date.today())
+    due = company_today() - timedelta(days=days_overdue)
+    ordered = min(due - timedelta(days=10), company_today())
     order_id = shop.order(customer or shop.mine, [("产品", D(1), D(amount))], ordered_on=ordered,
                           due_on=due)  # fmt: skip
     if paid:
@@ -380,7 +380,7 @@ def test_receivables_ageing_buckets_hand_computed(app, db, client, shop):
     paid = _aged(shop, 120, 999)
     with company_scope(shop.company.id):
         order = db.session.get(Order, paid)
-        svc.record_payment(order, D(999), date.today(), shop.manager)
+        svc.record_payment(order, D(999), company_today(), shop.manager)
         db.session.commit()  # fully paid: not a receivable at all
     client_login(client, shop.manager, shop.company)
     html = text(client.get("/sales/receivables?by=channel"))
@@ -577,7 +577,7 @@ def test_api_refuses_bad_orders_naming_the_field(app, client, shop, api):
 
 
 def test_revenue_report_by_month_and_by_channel(app, db, client, shop):
-    today = date.today()
+    today = company_today()
     shop.order(shop.mine, [("产品", D(2), D("1000"), D("700"))], ordered_on=today)
     shop.order(shop.theirs, [("产品", D(1), D("500"), D("250"))], ordered_on=today)
     gone = shop.order(shop.mine, [("产品", D(1), D("9999"))], ordered_on=today)
@@ -696,7 +696,7 @@ def test_demo_orders_match_revenue_and_fill_every_ageing_bucket(app, db, shop):
 
 
 def test_dashboard_shows_receivables_by_ageing_and_the_most_overdue(app, db, client, shop):
-    today = date.today()
+    today = company_today()
     late = shop.order(shop.mine, [("产品", D(1), D("4000"))], ordered_on=today - timedelta(days=80),
                       due_on=today - timedelta(days=45), user=shop.sales_rep)  # fmt: skip
     shop.order(shop.theirs, [("产品", D(1), D("9000"))], ordered_on=today - timedelta(days=1),
