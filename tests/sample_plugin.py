@@ -74,6 +74,8 @@ def guanxi_extension_fields() -> list[Field]:
             "等级",
             choices=(("a", "Grade A", "甲等"), ("b", "Grade B", "乙等")),
         ),
+        Field("channel", "licence", "string", "Licence", "执照号", max_length=40, indexed=True),
+        Field("channel", "licence_until", "date", "Licence valid until", "执照有效期至"),
     ]
 
 

@@ -329,18 +329,18 @@ def test_only_admins_and_managers_change_channels(app, client, login_as, network
 def test_plugin_channel_types_and_fields_for_companies_that_enabled_the_plugin(
     app, db, client, company, login_as
 ):
-    insurer = company(plugins=["insurance"])
+    insurer = company(plugins=["insurance", "sample"])
     login_as("manager", insurer)
     form = client.get("/channels/new").get_data(as_text=True)
-    assert 'value="broker"' in form and "insurance__licence_number" in form
+    assert 'value="broker"' in form and "sample__licence" in form
     response = client.post(
         "/channels/new",
         data={
             "name": "平安经纪",
             "type": "broker",
             "status": "active",
-            "insurance__licence_number": "0201123456789012",
-            "insurance__licence_expiry": "2027-06-30",
+            "sample__licence": "0201123456789012",
+            "sample__licence_until": "2027-06-30",
         },
     )
     assert response.status_code == 302

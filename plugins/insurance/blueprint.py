@@ -1,0 +1,30 @@
+"""The insurance plugin's one blueprint (``/insurance/…``); each part adds its routes.
+
+Every page needs a signed-in member of the current company (the core answers 404 for companies
+that have not enabled the plugin before this guard runs).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g
+from flask_login import login_required
+
+from core.web.helpers import require_member
+
+bp = Blueprint("insurance", __name__, url_prefix="/insurance", template_folder="templates")
+
+#: Roles that keep the company's insurance settings (products, commission schedules) and
+#: confirm commission statements.
+MANAGERS = ("admin", "manager")
+
+
+@bp.before_request
+@login_required
+def _guard() -> None:
+    require_member()
+
+
+def is_manager() -> bool:
+    """Whether the current member may change the company's insurance settings."""
+    member = g.get("membership")
+    return member is not None and member.role in MANAGERS
