@@ -15,7 +15,7 @@ import core.db
 revision = 'insurance_0002'
 down_revision = 'insurance_0001'
 branch_labels = None
-depends_on = None
+depends_on = 'sales_0002'  # insurance_policy.order_id references sales_order
 
 
 def upgrade():
