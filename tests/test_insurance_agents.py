@@ -414,6 +414,16 @@ def test_the_channel_page_has_the_profile_box(client, db, insurer, team, login_a
     html = client.get(f"/channels/{bare_id}").get_data(as_text=True)
     assert f"/insurance/agents/new?channel_id={bare_id}" in html
     assert "agent-profile-panel" not in client.get(f"/channels/{shop_id}").get_data(as_text=True)
+    with company_scope(insurer.id):
+        bank = Channel(name="中国工商银行", type="bancassurance")
+        db.session.add(bank)
+        db.session.flush()
+        branch = make_agent(db, "工行浦东支行", channel_type="bancassurance", number="B1",
+                            channel_parent_id=bank.id)  # fmt: skip
+        db.session.commit()
+        bank_id, branch_id = bank.id, branch.id
+    html = client.get(f"/channels/{bank_id}").get_data(as_text=True)
+    assert f'data-branch-agent="{branch_id}"' in html  # the bank lists its selling branches
     html = client.get(f"/insurance/agents/new?channel_id={bare_id}").get_data(as_text=True)
     assert f'<option value="{bare_id}" selected>' in html
 

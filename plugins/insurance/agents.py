@@ -554,6 +554,7 @@ def restart_clock(agent: Agent) -> None:
     no expiry or the agent is terminated); each notice is sent again for the new date."""
     db.session.flush()
     clocks.restart(LICENCE_CLOCK, agent)
+    db.session.flush()  # now, while the company is in scope (the row takes its company_id)
 
 
 # -- hooks gathered by plugins.insurance ----------------------------------------------------------

@@ -826,10 +826,13 @@ _LOST_REASONS = ("预算不足，暂缓投保", "已在他司投保", "对保障
 
 def demo(company: Any, fake: Any) -> None:
     """30 leads over the last five months spread over the stages and sources, on the agents'
-    and the bank branches' channels (a few on the website without an agent), six of them
+    and the bank branches' channels (two on the website without an agent), six of them
     referrals by existing customers or agents; the agent with a login has several, so "my
-    leads" shows them."""
+    leads" shows them. The converted leads are those of customers whose first policy the
+    policies part's demo issued (the lead came in a few weeks before the issue and converted
+    that day); new prospects fill in when there are too few."""
     from core import workflow
+    from plugins.insurance.models import Policy
 
     rng = random.Random(f"leads-{company.code}")
     people = (
@@ -837,14 +840,12 @@ def demo(company: Any, fake: Any) -> None:
         .scalars()
         .all()
     )
-    if not people:
-        return
     manager = db.session.scalar(
         select(User)
         .join(Membership, Membership.user_id == User.id)
         .where(Membership.role == "manager", User.email.like("%.demo"))
     )
-    if manager is None:
+    if not people or manager is None:
         return
     mine = next((a for a in people if a.user_id and a.user_id != manager.id), people[0])
     internet = db.session.scalar(select(Channel.id).where(Channel.type == "internet"))
@@ -854,8 +855,46 @@ def demo(company: Any, fake: Any) -> None:
         .order_by(Customer.id)
         .limit(20)
     ).all()
+    sold: dict[int, tuple[int, date]] = {}
+    for customer_id, agent_id, issued_on in db.session.execute(
+        select(Policy.customer_id, Policy.agent_id, Policy.issued_on)
+        .where(Policy.issued_on.is_not(None), Policy.agent_id.is_not(None))
+        .order_by(Policy.issued_on, Policy.id)
+    ):
+        sold.setdefault(customer_id, (agent_id, issued_on))
+    buyers = [(c, a, d) for c, (a, d) in sold.items() if d >= today() - timedelta(days=300)]
+    buyers = buyers[:7]
     day = today()
-    plan = ["new"] * 7 + ["contacted"] * 6 + ["proposal"] * 6 + ["converted"] * 7 + ["lost"] * 4
+    plan = ["new"] * 7 + ["contacted"] * 6 + ["proposal"] * 6 + ["lost"] * 4
+    plan += ["converted"] * (7 - len(buyers))
+    for customer_id, agent_id, issued_on in buyers:
+        created = issued_on - timedelta(days=rng.randint(10, 40))
+        at = datetime.combine(created, time(2), UTC) + timedelta(minutes=rng.randint(0, 300))
+        lead = create_lead(
+            LeadInput(
+                customer_id=customer_id,
+                agent_id=agent_id,
+                source=rng.choice(SOURCE_KEYS[1:]),
+                created_on=created,
+            ),
+            manager,
+            at=at,
+            via="demo",
+        )
+        lead.state, lead.converted_on = "converted", issued_on
+        db.session.get(Customer, customer_id).status = "existing"
+        db.session.add(
+            WorkflowHistory(
+                workflow=WORKFLOW,
+                subject_type=Lead.__tablename__,
+                subject_id=lead.id,
+                transition="convert",
+                from_state="new",
+                to_state="converted",
+                comment=_("Policy issued"),
+                created_at=datetime.combine(issued_on, time(4), UTC),
+            )
+        )
     for n, target in enumerate(plan):
         agent = mine if n % 3 == 0 else rng.choice(people)
         no_agent = n in (5, 17) and internet is not None
@@ -864,7 +903,7 @@ def demo(company: Any, fake: Any) -> None:
         source = "referral" if referral else rng.choice(SOURCE_KEYS[1:])
         if no_agent:
             source = "online"
-        at = datetime.combine(created, time(10), UTC) + timedelta(minutes=rng.randint(0, 400))
+        at = datetime.combine(created, time(2), UTC) + timedelta(minutes=rng.randint(0, 400))
         lead = create_lead(
             LeadInput(
                 name=fake.name(),

@@ -321,12 +321,25 @@ def agent_detail(agent_id: int) -> Any:
 
 
 def render_channel_panel(channel: Channel) -> str:
-    """The profile box on a channel's page: the licence and status, or a link to add one."""
+    """The profile box on a channel's page: the licence and status, or a link to add one; a
+    channel without a profile (a bank above its branches) lists its sub-channels' profiles."""
     agent = svc.agent_of_channel(channel.id)
+    branches = (
+        db.session.execute(
+            select(Agent, Channel.name)
+            .join(Channel, Channel.id == Agent.channel_id)
+            .where(Channel.parent_id == channel.id)
+            .order_by(Channel.name, Agent.id)
+            .limit(50)
+        ).all()
+        if agent is None
+        else []
+    )
     return render_template(
         "insurance/agent_channel_panel.html",
         channel=channel,
         agent=agent,
+        branches=branches,
         upline=svc.agent_label(agent.upline_id) if agent and agent.upline_id else "",
         can_manage=is_manager(),
         **_helpers(),
