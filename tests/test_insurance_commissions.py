@@ -579,6 +579,12 @@ def test_an_agent_sees_their_own_statements_managers_see_all(app, db, client, in
     assert len(re.findall(r'data-settlement="\d+"', mine)) == 2 and "Total ¥900.00" in mine
     theirs = settlement(db, ins, ins.mid, PREV)
     assert client.get(f"/insurance/commissions/statements/{theirs.id}").status_code == 403
+    # the agent's own page lists their statements; a colleague's page does not
+    own_page = text(client.get(f"/insurance/agents/{ins.writer}"))
+    assert "All statements of this agent" in own_page
+    assert len(re.findall(r'agent-statements.*?data-settlement="\d+"', own_page, re.S)) >= 1
+    other = text(client.get(f"/insurance/agents/{ins.mid}"))
+    assert "All statements of this agent" not in other
     client_login(client, ins.viewer, ins.company)
     none = text(client.get("/insurance/commissions/statements"))
     assert "data-settlement=" not in none and "your login is no agent" in none

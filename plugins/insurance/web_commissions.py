@@ -573,6 +573,7 @@ def _render_statement(settlement: Settlement, status: int = 200, message: str | 
         locked=settlement.state in svc.LOCKED,
         fmt_money=fmt_money,
         rate=svc.rate_text,
+        local_day=lambda moment: svc.local_day(moment).isoformat() if moment else "",
         company=_company_name(),
     ), status
 
