@@ -139,7 +139,10 @@ def test_a_cycle_written_around_the_forms_ends_the_walks(db, insurer, team):
         db.session.expire_all()
         chain = agents.upline_chain(db.session.get(Agent, team["a1"]))
         assert [a.id for a in chain] == [team["m1"], team["d"]]  # stops before a1 again
-        assert team["a1"] in agents.downline_ids(team["a1"]) or True
+        # everyone is now "below" a1 -- but the walk ends, and a1 is not her own downline
+        assert set(agents.downline_ids(team["a1"])) == {
+            team[k] for k in ("d", "m1", "m2", "a2", "a3")
+        }
         assert set(agents.downline_ids(team["d"])) == {
             team[k] for k in ("m1", "m2", "a1", "a2", "a3")
         }
@@ -637,6 +640,11 @@ def test_api_lists_creates_and_refuses(client, db, insurer, team, make_user):
         f"/api/v1/insurance_agents/{team['a1']}", json={"team": "x"}, headers=_bearer(rep, insurer)
     )
     assert refused.status_code == 403
+    with company_scope(insurer.id):
+        db.session.get(Agent, team["m2"]).user_id = rep.id
+        db.session.commit()
+    listed = client.get("/api/v1/insurance_agents", headers=_bearer(rep, insurer)).get_json()
+    assert {a["id"] for a in listed["data"]} == {team["m2"], team["a3"]}  # self and downline
 
 
 def test_nothing_for_a_company_without_insurance(client, db, company, login_as, make_user):
