@@ -898,19 +898,21 @@ def test_customer_page_shows_policies_and_timeline(app, db, client, ins):
     assert f"Policy {number} issued: 终身寿险" in html
 
 
-def test_policy_page_renders_panels_of_other_parts(app, db, client, ins):
-    from plugins.insurance import policies as part
+def test_policy_page_renders_panels_of_other_parts(app, db, client, ins, monkeypatch):
+    from core.extend import Panel
+    from plugins.insurance import web_policies
 
     policy_id = ins.policy()
-    client_login(client, ins.manager, ins.company)
-    original = part.web_policies.record_panels
-    from core.extend import Panel
+    asked = []
 
-    part.web_policies.record_panels = lambda t, s: [Panel("Commission", lambda: "<p>佣金面板</p>")]
-    try:
-        html = text(client.get(f"/insurance/policies/{policy_id}"))
-    finally:
-        part.web_policies.record_panels = original
+    def panels(subject_type, subject):
+        asked.append((subject_type, subject.id))
+        return [Panel("Commission", lambda: "<p>佣金面板</p>")]
+
+    monkeypatch.setattr(web_policies, "record_panels", panels)
+    client_login(client, ins.manager, ins.company)
+    html = text(client.get(f"/insurance/policies/{policy_id}"))
+    assert asked == [("insurance_policy", policy_id)]
     assert "佣金面板" in html
 
 
