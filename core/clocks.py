@@ -15,14 +15,22 @@ met states (a reopened ticket) restarts the clock with its full target.
 :func:`scan` (the ``clocks.scan`` job) raises escalation levels with one set-based UPDATE and
 notifies: level 1 (warning) the assignee, level 2 (breach) the assignee and the company's
 managers, level 3 (escalation) its admins.
+
+**Date-bound kinds** (``deadline=`` instead of ``target``) count calendar days to a date the
+record holds -- a licence's expiry, a policy's end -- and send notices ``notices`` days before
+it (``(90, 60, 30)``), each once, then one more when the date passes unmet. Their obligation's
+``due_at`` is the deadline, ``warn_at`` the first notice (so "at risk" means "in its notice
+period") and ``escalation_level`` the number of the last notice sent. A scan that finds several
+thresholds passed (the job did not run for a while) sends only the nearest one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select, update
 
@@ -43,11 +51,17 @@ class ObligationKind:
     pattern with ``{id}`` for notifications. ``notify=False``: :func:`scan` still raises the
     levels (the status and the reports follow) but sends nothing -- for kinds whose owner
     reminds people its own way (visit quotas: one month-end digest per rep, not one per doctor).
+
+    A date-bound kind gives ``deadline(subject)`` instead of ``target`` (pass ``None`` for it):
+    a ``date`` (the promise holds to the end of that day in the company's time zone), an aware
+    ``datetime``, or ``None`` for no obligation; ``notices`` are the days before the deadline
+    at which :func:`scan` notifies the assignee (the company's managers when the record has
+    none). Warn and escalate fractions and pause states do not apply to it.
     """
 
     name: str
     model: type
-    target: Callable[[Any], int | None]
+    target: Callable[[Any], int | None] | None
     label: str
     label_zh: str = ""
     met_states: tuple[str, ...] = ()
@@ -59,10 +73,26 @@ class ObligationKind:
     auto_start: bool = True
     plugin: str = ""
     notify: bool = True
+    deadline: Callable[[Any], date | datetime | None] | None = None
+    notices: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.target is None) == (self.deadline is None):
+            raise ValueError(f"obligation kind {self.name!r}: give either target or deadline")
+        if self.notices and self.deadline is None:
+            raise ValueError(f"obligation kind {self.name!r}: notices need a deadline")
+        if any(n <= 0 for n in self.notices) or len(set(self.notices)) != len(self.notices):
+            raise ValueError(f"obligation kind {self.name!r}: notices are distinct days > 0")
+        object.__setattr__(self, "notices", tuple(sorted(self.notices, reverse=True)))
 
     @property
     def text(self) -> str:
         return pick(self.label, self.label_zh)
+
+    @property
+    def dated(self) -> bool:
+        """Whether the kind counts calendar days to a date (``deadline``), not working time."""
+        return self.deadline is not None
 
 
 def kinds_for(subject: Any) -> list[ObligationKind]:
@@ -107,20 +137,48 @@ def _moments(
     }
 
 
-def start(kind: ObligationKind, subject: Any, at: datetime | None = None) -> Obligation | None:
-    """Start ``kind``'s clock on ``subject`` (no-op when its target is ``None``)."""
+def deadline_of(kind: ObligationKind, subject: Any) -> datetime | None:
+    """The UTC moment a date-bound kind falls due on ``subject`` (a date: the end of that day
+    in the company's calendar zone), or ``None``."""
+    assert kind.deadline is not None
+    value = kind.deadline(subject)
+    if value is None or isinstance(value, datetime):
+        return value
+    zone = ZoneInfo(calendar_for(subject.company_id).timezone)
+    return datetime.combine(value + timedelta(days=1), time(), zone).astimezone(UTC)
+
+
+def _dated_moments(kind: ObligationKind, due: datetime) -> dict[str, datetime]:
+    first = due - timedelta(days=kind.notices[0]) if kind.notices else due
+    return {"warn_at": first, "due_at": due, "escalate_at": due}
+
+
+def _plan(kind: ObligationKind, subject: Any, at: datetime) -> tuple[int, dict] | None:
+    """``(target_minutes, moments)`` of a fresh clock of ``kind`` on ``subject``, or ``None``."""
+    if kind.dated:
+        due = deadline_of(kind, subject)
+        return None if due is None else (0, _dated_moments(kind, due))
+    assert kind.target is not None
     minutes = kind.target(subject)
     if minutes is None:
         return None
+    return minutes, _moments(calendar_for(subject.company_id), kind, at, minutes, 0.0)
+
+
+def start(kind: ObligationKind, subject: Any, at: datetime | None = None) -> Obligation | None:
+    """Start ``kind``'s clock on ``subject`` (no-op when its target or deadline is ``None``)."""
     at = at or utcnow()
-    cal = calendar_for(subject.company_id)
+    plan = _plan(kind, subject, at)
+    if plan is None:
+        return None
+    minutes, moments = plan
     row = Obligation(
         kind=kind.name,
         subject_type=subject.__tablename__,
         subject_id=subject.id,
         started_at=at,
         target_minutes=minutes,
-        **_moments(cal, kind, at, minutes, 0.0),
+        **moments,
     )
     db.session.add(row)
     return row
@@ -139,17 +197,17 @@ def restart(kind: ObligationKind, subject: Any, at: datetime | None = None) -> O
             Obligation.subject_id == subject.id,
         )
     )
-    minutes = kind.target(subject)
     if row is None:
         return start(kind, subject, at)
-    if minutes is None:
+    at = at or utcnow()
+    plan = _plan(kind, subject, at)
+    if plan is None:
         db.session.delete(row)
         return None
-    at = at or utcnow()
-    cal = calendar_for(subject.company_id)
+    minutes, moments = plan
     row.started_at, row.target_minutes, row.escalation_level = at, minutes, 0
     row.met_at = row.paused_at = row.remaining_minutes = None
-    for key, value in _moments(cal, kind, at, minutes, 0.0).items():
+    for key, value in moments.items():
         setattr(row, key, value)
     return row
 
@@ -185,7 +243,11 @@ def on_transition(subject: Any, to_state: str, at: datetime | None = None) -> No
             continue
         if row.met_at is not None:
             if to_state not in kind.met_states and kind.met_states:
-                # Reopened: a fresh target from now, escalation starting over.
+                # Reopened: a fresh target from now (a date-bound kind: its date as it is
+                # now), escalation starting over.
+                if kind.dated:
+                    restart(kind, subject, at)
+                    continue
                 cal = cal or calendar_for(subject.company_id)
                 row.met_at, row.started_at, row.escalation_level = None, at, 0
                 for key, value in _moments(cal, kind, at, row.target_minutes, 0.0).items():
@@ -197,6 +259,8 @@ def on_transition(subject: Any, to_state: str, at: datetime | None = None) -> No
             row.met_at = at
             if row.paused_at is not None:
                 row.paused_at = None
+            continue
+        if kind.dated:
             continue
         cal = cal or calendar_for(subject.company_id)
         if to_state in kind.pause_states and row.paused_at is None:
@@ -222,11 +286,26 @@ def status_counts(kind: str | None = None, now: datetime | None = None) -> dict[
 
 
 def scan(now: datetime | None = None) -> int:
-    """Raise escalation levels of every company's open obligations; notify. Returns how many."""
+    """Raise escalation levels of every company's open obligations; notify. Returns how many.
+
+    Working-time kinds: one UPDATE for all of them. Date-bound kinds: one UPDATE per kind and
+    notice, nearest notice first, so that an obligation past several thresholds moves to the
+    nearest one and is notified once."""
     from core.plugins import current
 
     now = now or utcnow()
     table = Obligation.__table__
+    kinds = current().registry.obligation_kinds
+    dated = [k for k in kinds.values() if k.dated]
+    returning = (
+        table.c.company_id,
+        table.c.kind,
+        table.c.subject_type,
+        table.c.subject_id,
+        table.c.escalation_level,
+        table.c.due_at,
+    )
+    open_rows = (table.c.met_at.is_(None), table.c.paused_at.is_(None))
     level = case(
         (table.c.escalate_at <= now, 3),
         (table.c.due_at <= now, 2),
@@ -235,24 +314,32 @@ def scan(now: datetime | None = None) -> int:
     stmt = (
         update(table)
         .where(
-            table.c.met_at.is_(None),
-            table.c.paused_at.is_(None),
+            *open_rows,
             table.c.warn_at <= now,
             table.c.escalation_level < level,
+            table.c.kind.not_in([k.name for k in dated]),
         )
         .values(escalation_level=level)
-        .returning(
-            table.c.company_id,
-            table.c.kind,
-            table.c.subject_type,
-            table.c.subject_id,
-            table.c.escalation_level,
-        )
+        .returning(*returning)
     )
     with unscoped():
-        raised = db.session.execute(stmt).all()
+        raised = list(db.session.execute(stmt).all())
+        for kind in dated:
+            # Level n is the n-th notice; len(notices) + 1 is the deadline itself.
+            offsets = [*kind.notices, 0]
+            for n in range(len(offsets), 0, -1):
+                raised += db.session.execute(
+                    update(table)
+                    .where(
+                        *open_rows,
+                        table.c.kind == kind.name,
+                        table.c.due_at <= now + timedelta(days=offsets[n - 1]),
+                        table.c.escalation_level < n,
+                    )
+                    .values(escalation_level=n)
+                    .returning(*returning)
+                ).all()
         if raised:
-            kinds = current().registry.obligation_kinds
             _notify(raised, kinds, now)
         db.session.commit()
     return len(raised)
@@ -291,11 +378,16 @@ def _notify(raised: Iterable[Any], kinds: dict[str, ObligationKind], now: dateti
         recipients: set[int] = set()
         if assignees.get((r.kind, r.subject_id)):
             recipients.add(assignees[(r.kind, r.subject_id)])
-        if r.escalation_level >= 2:
-            recipients.update(staff.get((r.company_id, "manager"), []))
-        if r.escalation_level >= 3:
-            recipients.update(staff.get((r.company_id, "admin"), []))
-        message = f"{label} #{r.subject_id} {words[r.escalation_level][1]}"
+        if kind is not None and kind.dated:
+            if not recipients:
+                recipients.update(staff.get((r.company_id, "manager"), []))
+            message = f"{label} #{r.subject_id} {_days_left(r.due_at, now)}"
+        else:
+            if r.escalation_level >= 2:
+                recipients.update(staff.get((r.company_id, "manager"), []))
+            if r.escalation_level >= 3:
+                recipients.update(staff.get((r.company_id, "admin"), []))
+            message = f"{label} #{r.subject_id} {words[r.escalation_level][1]}"
         link = kind.link.format(id=r.subject_id) if kind and kind.link else None
         rows += [
             {
@@ -310,3 +402,14 @@ def _notify(raised: Iterable[Any], kinds: dict[str, ObligationKind], now: dateti
         ]
     if rows:
         notify_rows(rows)  # one INSERT; e-mail after commit when SMTP is configured
+
+
+def _days_left(due_at: datetime, now: datetime) -> str:
+    """``还有 30 天到期`` / ``今天到期`` / ``已到期`` (notification texts are Chinese, as above)."""
+    if due_at.tzinfo is None:  # SQLite returns naive UTC through RETURNING
+        due_at = due_at.replace(tzinfo=UTC)
+    seconds = (due_at - now).total_seconds()
+    if seconds <= 0:
+        return "已到期"
+    days = -int(-seconds // 86400)  # whole days, rounded up
+    return "今天到期" if days <= 1 else f"还有 {days} 天到期"

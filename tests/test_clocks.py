@@ -368,3 +368,126 @@ def test_restart_counts_the_same_clock_afresh_in_place(app, db, desk, clock):
     assert after.met_at is None and after.escalation_level == 0
     assert after.due_at == sh(2024, 3, 12, 13)
     assert len(clocks_of(db, shop.id, ticket_id)) == 2  # nothing added beside it
+
+
+# -- date-bound kinds: notices before a date -------------------------------------------------
+
+
+@pytest.fixture
+def expiry(app, monkeypatch):
+    """A date-bound kind on tickets (``dates[ticket_id]`` is its date), notices at 60/30/7."""
+    from datetime import date
+
+    dates: dict[int, date | None] = {}
+    from core.models import ServiceTicket
+
+    kind = clocks.ObligationKind(
+        "test.expiry",
+        ServiceTicket,
+        None,
+        "Contract expiry",
+        "合同到期",
+        deadline=lambda ticket: dates.get(ticket.id),
+        notices=(7, 60, 30),
+        met_states=("resolved", "closed"),
+        link="/tickets/{id}",
+        plugin="core",
+    )
+    registry = app.extensions["guanxi.plugins"].registry.obligation_kinds
+    monkeypatch.setitem(registry, kind.name, kind)
+    return SimpleNamespace(kind=kind, dates=dates)
+
+
+def _ticket(db, shop, ticket_id):
+    from core.models import ServiceTicket
+
+    return db.session.get(ServiceTicket, ticket_id)
+
+
+def messages(db, company_id):
+    with company_scope(company_id):
+        rows = db.session.scalars(
+            select(Notification)
+            .where(Notification.message.startswith("合同到期"))  # not the tickets' SLA clocks
+            .order_by(Notification.id)
+        ).all()
+        return [(row.user_id, row.message) for row in rows]
+
+
+def test_date_bound_notices_are_sent_once_each_at_their_thresholds(app, db, desk, expiry):
+    from datetime import date
+
+    shop = desk()
+    ticket_id = shop.open(sh(2024, 4, 1, 10), assignee_id=shop.agent.id)
+    expiry.dates[ticket_id] = date(2024, 6, 30)  # valid through 30 June
+    with company_scope(shop.id):
+        row = clocks.start(expiry.kind, _ticket(db, shop, ticket_id))
+        db.session.commit()
+        # the end of 30 June in Shanghai; the first notice 60 days before
+        assert row.due_at == sh(2024, 7, 1) and row.warn_at == sh(2024, 5, 2)
+        assert expiry.kind.notices == (60, 30, 7)
+    sent_on = []
+    day = date(2024, 4, 20)
+    while day <= date(2024, 7, 10):  # the daily job at 09:00, every day for three months
+        before = len(messages(db, shop.id))
+        clocks.scan(sh(day.year, day.month, day.day, 9))
+        if len(messages(db, shop.id)) > before:
+            sent_on.append(day)
+        day += timedelta(days=1)
+    assert sent_on == [date(2024, 5, 2), date(2024, 6, 1), date(2024, 6, 24), date(2024, 7, 1)]
+    assert messages(db, shop.id) == [
+        (shop.agent.id, f"合同到期 #{ticket_id} 还有 60 天到期"),
+        (shop.agent.id, f"合同到期 #{ticket_id} 还有 30 天到期"),
+        (shop.agent.id, f"合同到期 #{ticket_id} 还有 7 天到期"),
+        (shop.agent.id, f"合同到期 #{ticket_id} 已到期"),
+    ]
+    with company_scope(shop.id):
+        assert clocks_of(db, shop.id, ticket_id)["test.expiry"].escalation_level == 4
+
+
+def test_a_late_scan_sends_only_the_nearest_notice_and_met_or_moved_dates_start_over(
+    app, db, desk, expiry, clock
+):
+    from datetime import date
+
+    shop = desk()
+    late = shop.open(sh(2024, 4, 1, 10))  # no assignee: the managers are told
+    met = shop.open(sh(2024, 4, 1, 10), assignee_id=shop.agent.id)
+    for ticket_id in (late, met):
+        expiry.dates[ticket_id] = date(2024, 6, 30)
+    with company_scope(shop.id):
+        for ticket_id in (late, met):
+            clocks.start(expiry.kind, _ticket(db, shop, ticket_id))
+        db.session.commit()
+    clock(sh(2024, 4, 2, 10))
+    move(db, shop, met, "start")
+    move(db, shop, met, "resolve", comment="续签完成")  # met: no notices
+    clocks.scan(sh(2024, 6, 25, 9))  # the job was off since April: one notice, the 7-day one
+    assert messages(db, shop.id) == [(shop.manager.id, f"合同到期 #{late} 还有 6 天到期")]
+    clocks.scan(sh(2024, 6, 27, 9))
+    assert len(messages(db, shop.id)) == 1
+    # the date moves a year on: the clock counts afresh, notices start over
+    expiry.dates[late] = date(2025, 6, 30)
+    with company_scope(shop.id):
+        row = clocks.restart(expiry.kind, _ticket(db, shop, late))
+        db.session.commit()
+        assert (row.escalation_level, row.due_at) == (0, sh(2025, 7, 1))
+    clocks.scan(sh(2024, 6, 28, 9))
+    assert len(messages(db, shop.id)) == 1
+    clocks.scan(sh(2025, 5, 3, 9))
+    assert messages(db, shop.id)[-1] == (shop.manager.id, f"合同到期 #{late} 还有 59 天到期")
+    # no date any more: no clock
+    expiry.dates[late] = None
+    with company_scope(shop.id):
+        assert clocks.restart(expiry.kind, _ticket(db, shop, late)) is None
+        db.session.commit()
+    assert "test.expiry" not in clocks_of(db, shop.id, late)
+
+
+def test_a_kind_needs_either_a_target_or_a_deadline():
+    from core.models import ServiceTicket
+
+    with pytest.raises(ValueError, match="either target or deadline"):
+        clocks.ObligationKind("x", ServiceTicket, None, "X")
+    with pytest.raises(ValueError, match="notices need a deadline"):
+        clocks.ObligationKind("x", ServiceTicket, lambda t: 60, "X", notices=(3,))
