@@ -61,6 +61,13 @@ SHOTS = [
     ("tiering-pharma.png", "manager@pharma.demo", "/pharma/tiering", "zh_CN"),
     ("visit-plan-pharma.png", "sales_rep@pharma.demo", "/pharma/visits/plan", "zh_CN"),
     ("visit-compliance-pharma.png", "manager@pharma.demo", "/pharma/visits/compliance", "zh_CN"),
+    ("agents-insurance.png", "manager@insurance.demo", "/insurance/agents", "zh_CN"),
+    ("leads-insurance.png", "agent@insurance.demo", "/insurance/leads", "zh_CN"),
+    ("policies-insurance.png", "manager@insurance.demo", "/insurance/policies", "zh_CN"),
+    ("policy-detail-insurance.png", "manager@insurance.demo", "first-policy", "zh_CN"),
+    ("statement-insurance.png", "manager@insurance.demo", "first-statement", "zh_CN"),
+    ("report-renewals-insurance.png", "manager@insurance.demo", "/reports/insurance_renewals_due",
+     "zh_CN"),
 ]
 
 
@@ -109,6 +116,12 @@ def main() -> None:
             elif path == "first-doctor":
                 page.goto(f"{base}/pharma/doctors")
                 page.click("table tbody tr:first-child a[href^='/pharma/doctors/']")
+            elif path == "first-policy":
+                page.goto(f"{base}/insurance/policies?state=issued")
+                page.click("table tbody tr:first-child a[href^='/insurance/policies/']")
+            elif path == "first-statement":
+                page.goto(f"{base}/insurance/commissions/statements")
+                page.click("table tbody tr:first-child a[href^='/insurance/commissions/']")
             elif path == "first-ticket":
                 page.goto(f"{base}/tickets/?state=in_progress")
                 page.click("table tbody tr:first-child a[href^='/tickets/']")

@@ -65,6 +65,7 @@ def test_a_lead_becomes_a_customer_with_an_issued_policy_and_a_commission(
     # the agent enters a lead: the prospect is made with it, the agent is herself
     page = browser.new_page(locale="zh-CN")
     login(page, live_url, "agent@example.com")
+    page.click("nav.menu summary >> text=保险")
     page.click("nav.menu >> text=线索")
     with page.expect_navigation():
         page.click("a[href$='/insurance/leads/new']")
@@ -117,6 +118,7 @@ def test_a_lead_becomes_a_customer_with_an_issued_policy_and_a_commission(
         assert db.session.get(Customer, lead.customer_id).status == "existing"
 
     # the agent's statement of this month: 30 % of ¥12,000
+    page.click("nav.menu summary >> text=保险")
     page.click("nav.menu >> text=佣金")
     month = today.strftime("%Y-%m")
     row = page.locator("table.statements tbody tr", has_text=month)

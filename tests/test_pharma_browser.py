@@ -48,6 +48,7 @@ def test_change_a_weight_recompute_and_see_the_new_tier_with_its_reason(
     page.fill("input[name=password]", "s3cret-pass")
     page.click("button[type=submit]")
 
+    page.click("nav.menu summary >> text=医药")
     page.click("nav.menu >> text=医生分级")
     assert page.locator(f"tr[data-doctor='{doctor_id}'] td.tier").inner_text().strip() == "B"
 

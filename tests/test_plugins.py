@@ -164,6 +164,40 @@ def test_pages_and_menu_of_a_plugin_exist_only_where_enabled(app, client, compan
     assert 'href="/sample/"' in client.get("/customers/").get_data(as_text=True)
 
 
+def test_menu_groups_a_plugins_entries_into_one_drop_down(app, client, company, login_as):
+    """The insurance company's menu bar keeps one line: sales' and insurance's pages sit in a
+    drop-down each, the page's own entry marked inside its group; a group of one entry (a
+    sales rep sees one pharma page) is a plain link."""
+    import re
+
+    insurer = company(plugins=["insurance"])
+    login_as("manager", insurer)
+    html = client.get("/insurance/policies").get_data(as_text=True)
+    nav = html.split('<nav class="menu">')[1].split("</nav>")[0]
+    groups = re.findall(r'<details class="menu-group( active)?">\s*<summary>([^<]+)</summary>', nav)
+    assert [(bool(a), t) for a, t in groups] == [(False, "销售"), (True, "保险")]
+    insurance = nav.split("<summary>保险</summary>")[1].split("</details>")[0]
+    assert re.findall(r'href="(/insurance/[a-z/]+)"', insurance) == [
+        "/insurance/agents",
+        "/insurance/policies",
+        "/insurance/commissions/statements",
+        "/insurance/leads",
+    ]
+    assert 'href="/insurance/policies"\n             class="active" aria-current="page"' in nav
+    assert 'href="/customers/"' in nav.split("<details")[0]  # core entries stay plain links
+
+
+def test_menu_bar_places_a_group_at_its_first_entry_and_leaves_one_entry_alone():
+    from core.web.helpers import MenuGroup, MenuItem, menu_bar
+
+    a = MenuItem("a.x", "A", order=1)
+    b = MenuItem("b.x", "B", order=2, group="G", group_zh="组")
+    c = MenuItem("c.x", "C", order=3)
+    d = MenuItem("d.x", "D", order=4, group="G")
+    e = MenuItem("e.x", "E", order=5, group="Alone")
+    assert menu_bar([a, b, c, d, e]) == [a, MenuGroup("G", "组", (b, d)), c, e]
+
+
 def test_plugins_list_names_versions_dependencies_and_companies(app, company):
     from core.cli import main as cli
 

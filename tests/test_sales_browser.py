@@ -34,6 +34,7 @@ def test_move_an_opportunity_to_won_and_see_it_in_the_funnel_report(
     page.fill("input[name=password]", "s3cret-pass")
     page.click("button[type=submit]")
 
+    page.click("nav.menu summary >> text=销售")
     page.click("nav.menu >> text=销售机会")
     page.click("nav.tabs a[href$='/sales/opportunities/board']")
     card = page.locator(f"article[data-opportunity='{opp_id}']")

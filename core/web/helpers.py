@@ -16,7 +16,13 @@ from core.tenancy import current_company_id, unscoped
 
 @dataclass(frozen=True)
 class MenuItem:
-    """A navigation entry: ``endpoint`` (Flask endpoint name), labels and a sort ``order``."""
+    """A navigation entry: ``endpoint`` (Flask endpoint name), labels and a sort ``order``.
+
+    Entries naming the same ``group`` (English label, ``group_zh`` its Chinese) are shown as
+    one drop-down in the menu bar, at the place of the group's first entry, so that a company
+    with several plugins keeps a menu bar that fits on one line. A group with one visible entry
+    is shown as that entry.
+    """
 
     endpoint: str
     label: str
@@ -24,10 +30,47 @@ class MenuItem:
     order: int = 100
     #: Roles that see the entry (empty: everyone).
     roles: tuple[str, ...] = ()
+    group: str = ""
+    group_zh: str = ""
 
     @property
     def text(self) -> str:
         return pick(self.label, self.label_zh)
+
+
+@dataclass(frozen=True)
+class MenuGroup:
+    """Menu entries shown together as one drop-down (see :class:`MenuItem`)."""
+
+    label: str
+    label_zh: str
+    items: tuple[MenuItem, ...]
+
+    @property
+    def text(self) -> str:
+        return pick(self.label, self.label_zh)
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return tuple(m.endpoint for m in self.items)
+
+
+def menu_bar(items: list[MenuItem]) -> list[MenuItem | MenuGroup]:
+    """``items`` (in menu order) as the menu bar shows them: grouped entries gathered into a
+    :class:`MenuGroup` at the place of the group's first entry."""
+    groups: dict[str, list[MenuItem]] = {}
+    for item in items:
+        if item.group:
+            groups.setdefault(item.group, []).append(item)
+    bar: list[MenuItem | MenuGroup] = []
+    for item in items:
+        members = groups.get(item.group) if item.group else None
+        if not members or len(members) == 1:
+            bar.append(item)
+        elif members[0] is item:
+            zh = next((m.group_zh for m in members if m.group_zh), "")
+            bar.append(MenuGroup(item.group, zh, tuple(members)))
+    return bar
 
 
 CORE_MENU = [
@@ -105,6 +148,7 @@ def init_app(app: Flask) -> None:
             "membership": g.get("membership"),
             "memberships": memberships,
             "menu": menu,
+            "menu_bar": menu_bar,
             "active_entry": active_entry,
             "choice_label": choices.label,
             "pick": pick,

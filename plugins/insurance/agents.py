@@ -565,7 +565,11 @@ def choices() -> list[Choice]:
 
 
 def menu_items(company: Any) -> list[MenuItem]:
-    return [MenuItem("insurance.agents", "Agents", "代理人", order=26)]
+    return [
+        MenuItem(
+            "insurance.agents", "Agents", "代理人", order=26, group="Insurance", group_zh="保险"
+        )
+    ]
 
 
 def panels(subject_type: str, subject: Any) -> list[Panel]:

@@ -968,7 +968,16 @@ def jobs() -> list[Job]:
 
 
 def menu_items(company: Any) -> list[MenuItem]:
-    return [MenuItem("insurance.statements", "Commissions", "佣金", order=27)]
+    return [
+        MenuItem(
+            "insurance.statements",
+            "Commissions",
+            "佣金",
+            order=27,
+            group="Insurance",
+            group_zh="保险",
+        )
+    ]
 
 
 def panels(subject_type: str, subject: Any) -> list[Panel]:

@@ -473,7 +473,9 @@ def workflows() -> list[Workflow]:
 
 
 def menu_items(company: Any) -> list[MenuItem]:
-    return [MenuItem("insurance.leads", "Leads", "线索", order=27)]
+    return [
+        MenuItem("insurance.leads", "Leads", "线索", order=27, group="Insurance", group_zh="保险")
+    ]
 
 
 def panels(subject_type: str, subject: Any) -> list[Panel]:

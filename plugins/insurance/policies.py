@@ -321,7 +321,9 @@ def obligation_kinds() -> list[ObligationKind]:
 
 
 def menu_items(company: Any) -> list[MenuItem]:
-    return [MenuItem("insurance.policies", "Policies", "保单", 26)]
+    return [
+        MenuItem("insurance.policies", "Policies", "保单", 26, group="Insurance", group_zh="保险")
+    ]
 
 
 # -- dates and amounts ----------------------------------------------------------------------------

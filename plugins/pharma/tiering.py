@@ -1110,7 +1110,11 @@ def jobs() -> list[Job]:
 
 
 def menu_items(company: Any) -> list[MenuItem]:
-    return [MenuItem("pharma.doctors", "Doctor tiers", "医生分级", order=24)]
+    return [
+        MenuItem(
+            "pharma.doctors", "Doctor tiers", "医生分级", order=24, group="Pharma", group_zh="医药"
+        )
+    ]
 
 
 def panels(subject_type: str, subject: Any) -> list[Panel]:

@@ -1114,13 +1114,22 @@ def visit_extras(interaction_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
 
 def menu_items(company: Any) -> list[MenuItem]:
     return [
-        MenuItem("pharma.visits_plan", "Visit plan", "拜访计划", order=34),
+        MenuItem(
+            "pharma.visits_plan",
+            "Visit plan",
+            "拜访计划",
+            order=34,
+            group="Pharma",
+            group_zh="医药",
+        ),
         MenuItem(
             "pharma.visits_compliance",
             "Visit compliance",
             "拜访达标",
             order=35,
             roles=("admin", "manager"),
+            group="Pharma",
+            group_zh="医药",
         ),
     ]
 

@@ -1031,7 +1031,11 @@ def resources() -> list[Resource]:
 
 
 def menu_items(company: Any) -> list[MenuItem]:
-    return [MenuItem("sales.opportunities", "Opportunities", "销售机会", 20)]
+    return [
+        MenuItem(
+            "sales.opportunities", "Opportunities", "销售机会", 20, group="Sales", group_zh="销售"
+        )
+    ]
 
 
 def open_opportunities_of(customer_id: int) -> list[Any]:

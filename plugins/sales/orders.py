@@ -802,8 +802,10 @@ def refresh_value(customer_ids: Iterable[int]) -> None:
 
 def menu_items(company: Any) -> list[MenuItem]:
     return [
-        MenuItem("sales.orders", "Orders", "订单", 24),
-        MenuItem("sales.receivables", "Receivables", "应收账款", 25),
+        MenuItem("sales.orders", "Orders", "订单", 24, group="Sales", group_zh="销售"),
+        MenuItem(
+            "sales.receivables", "Receivables", "应收账款", 25, group="Sales", group_zh="销售"
+        ),
     ]
 
 

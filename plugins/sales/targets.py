@@ -365,7 +365,9 @@ def scorecard(period: Period) -> list[Kpi]:
 
 
 def menu_items(company: Any) -> list[MenuItem]:
-    return [MenuItem("sales.targets", "Targets", "销售目标", order=64)]
+    return [
+        MenuItem("sales.targets", "Targets", "销售目标", order=64, group="Sales", group_zh="销售")
+    ]
 
 
 def widgets(company: Any, user: Any) -> list[Panel]:

@@ -1068,7 +1068,16 @@ def jobs() -> list[Job]:
 
 
 def menu_items(company: Any) -> list[MenuItem]:
-    return [MenuItem("sales.value_index", "Customer value", "客户价值", order=27)]
+    return [
+        MenuItem(
+            "sales.value_index",
+            "Customer value",
+            "客户价值",
+            order=27,
+            group="Sales",
+            group_zh="销售",
+        )
+    ]
 
 
 def panels(subject_type: str, subject: Any) -> list[Panel]:
