@@ -69,6 +69,29 @@ def ensure(echo: Callable[[str], None] = print) -> None:
         echo(f"  {name} ({code}): " + ", ".join(f"{r}@{slug}.demo" for r in ROLES))
     echo("  boss@guanxi.demo belongs to all three companies (company switcher).")
     echo("  sales_rep2@<company>.demo: a sales rep of a second team (sees that team's customers).")
+    for line in _plugin_logins():
+        echo(line)
+
+
+def _plugin_logins() -> list[str]:
+    """Lines naming the logins the plugins' demo data added (an insurance agent's own login,
+    say), with their role, one line per company."""
+    known = {f"{r}@{slug}.demo" for _c, _n, slug, _p in COMPANIES for r in (*ROLES, "sales_rep2")}
+    with unscoped():
+        rows = db.session.execute(
+            select(Company.name, User.email, Membership.role)
+            .join(Membership, Membership.company_id == Company.id)
+            .join(User, User.id == Membership.user_id)
+            .where(Company.code.in_([code for code, *_ in COMPANIES]), User.email.like("%.demo"))
+            .order_by(Company.id, User.email)
+        ).all()
+    by_company: dict[str, list[str]] = {}
+    for company, email, role in rows:
+        if email not in known and not email.startswith("boss@"):
+            by_company.setdefault(company, []).append(f"{email} ({role})")
+    return [
+        f"  {name}, from its plugins: " + ", ".join(found) for name, found in by_company.items()
+    ]
 
 
 def create(seed: int = 20261124) -> list[Company]:
