@@ -347,6 +347,20 @@ def test_a_plugin_report_only_for_the_company_that_enabled_it(app, db, client, c
     assert client.get("/reports/sample_notes/export.csv").status_code == 404
 
 
+def test_reports_page_has_a_section_per_enabled_plugin_titled_with_its_label(
+    client, company, login_as
+):
+    import re
+
+    login_as("manager", company(plugins=["insurance"]))
+    html = client.get("/reports/").get_data(as_text=True)
+    titles = re.findall(r'<section class="card report-section">\s*<h2>([^<]+)</h2>', html)
+    assert titles[-2:] == ["销售", "保险"]  # after the core's sections, in dependency order
+    insurance = html.split("<h2>保险</h2>")[1].split("</section>")[0]
+    assert 'data-report="insurance_renewal_rate"' in insurance
+    assert 'data-report="sales_funnel"' not in insurance
+
+
 def test_two_reports_with_one_name_stop_the_start():
     def guanxi_reports():
         return [Report(name="twin", label="Twin", query=None, columns=(Column("label", "L"),))]

@@ -22,13 +22,18 @@ from werkzeug.datastructures import MultiDict
 
 from core import access, audit, exporter, reports
 from core.db import db
+from core.i18n import pick
+from core.plugins import current as current_plugins
 from core.web.helpers import require_member, role
 from core.web.panels import Panel
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 #: Sections of the reports page, in order; a report whose ``group`` is not here is "Other".
-GROUPS = ("customers", "activity", "service", "channels", "sales")
+#: The core's sections of the reports page, in order. A report whose ``group`` names a plugin
+#: (``sales``, ``pharma``) gets a section titled with that plugin's label, after these; any
+#: other group goes to "Other reports".
+GROUPS = ("customers", "activity", "service", "channels")
 
 
 @bp.before_request
@@ -43,7 +48,6 @@ def _group_titles() -> dict[str, str]:
         "activity": _("Activity"),
         "service": _("Service"),
         "channels": _("Channels"),
-        "sales": _("Sales"),
         "": _("Other reports"),
     }
 
@@ -69,10 +73,16 @@ def find(name: str) -> reports.Report:
 @bp.route("/")
 def index() -> str:
     titles = _group_titles()
+    manager = current_plugins()
+    for name in manager.order:
+        manifest = manager.manifests.get(name)
+        if manifest is not None:
+            titles.setdefault(name, pick(manifest.label, manifest.label_zh))
     sections: dict[str, list[reports.Report]] = {}
     for report in reports.available(role()):
-        sections.setdefault(report.group if report.group in GROUPS else "", []).append(report)
-    ordered = [(titles[g], sections[g]) for g in (*GROUPS, "") if g in sections]
+        sections.setdefault(report.group if report.group in titles else "", []).append(report)
+    plugin_groups = [g for g in manager.order if g in sections and g not in GROUPS]
+    ordered = [(titles[g], sections[g]) for g in (*GROUPS, *plugin_groups, "") if g in sections]
     return render_template("reports/index.html", sections=ordered)
 
 
