@@ -66,8 +66,12 @@ SHOTS = [
     ("policies-insurance.png", "manager@insurance.demo", "/insurance/policies", "zh_CN"),
     ("policy-detail-insurance.png", "manager@insurance.demo", "first-policy", "zh_CN"),
     ("statement-insurance.png", "manager@insurance.demo", "first-statement", "zh_CN"),
-    ("report-renewals-insurance.png", "manager@insurance.demo", "/reports/insurance_renewals_due",
-     "zh_CN"),
+    (
+        "report-renewals-insurance.png",
+        "manager@insurance.demo",
+        "/reports/insurance_renewals_due",
+        "zh_CN",
+    ),
 ]
 
 
@@ -120,7 +124,7 @@ def main() -> None:
                 page.goto(f"{base}/insurance/policies?state=issued")
                 page.click("table tbody tr:first-child a[href^='/insurance/policies/']")
             elif path == "first-statement":
-                page.goto(f"{base}/insurance/commissions/statements")
+                page.goto(f"{base}/insurance/commissions/statements?state=paid")
                 page.click("table tbody tr:first-child a[href^='/insurance/commissions/']")
             elif path == "first-ticket":
                 page.goto(f"{base}/tickets/?state=in_progress")
