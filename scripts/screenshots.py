@@ -66,6 +66,7 @@ SHOTS = [
     ("policies-insurance.png", "manager@insurance.demo", "/insurance/policies", "zh_CN"),
     ("policy-detail-insurance.png", "manager@insurance.demo", "first-policy", "zh_CN"),
     ("statement-insurance.png", "manager@insurance.demo", "first-statement", "zh_CN"),
+    ("league-insurance.png", "manager@insurance.demo", "/reports/insurance_agent_league", "zh_CN"),
     (
         "report-renewals-insurance.png",
         "manager@insurance.demo",

@@ -79,7 +79,7 @@ def test_licence_problem_names_the_licence_and_the_expiry_date(db, insurer):
         message = agents.licence_problem(agent, "life", day + timedelta(days=1))
         assert message is not None
         assert "02010001" in message and "2026-06-30" in message and "钱代理" in message
-        assert "expired" in message or "过期" in message
+        assert "expired" in message or "到期" in message
 
 
 def test_licence_problem_refuses_a_class_the_licence_does_not_cover(db, insurer):

@@ -578,7 +578,7 @@ def test_renewal_refused_for_a_product_that_is_not_renewable(app, db, ins):
     ins.issue(policy_id, activate=True)
     with company_scope(ins.company.id):
         policy = db.session.get(Policy, policy_id)
-        with pytest.raises(svc.RenewalRefused, match="not renewable"):
+        with pytest.raises(svc.RenewalRefused, match="not renewable|不可续保"):
             svc.prepare_renewal(policy, ins.manager)
         assert (
             db.session.scalar(select(func.count(Obligation.id)).where(Obligation.kind == svc.CLOCK))

@@ -1161,7 +1161,7 @@ def _demo_moment(day: date, rng: random.Random) -> datetime:
 
 
 def demo(company: Any, fake: Any) -> None:
-    """鸿信人寿's products and 60 policies over the last 14 months through its agents, broker,
+    """鸿信人寿's products and 60 policies over the last 23 months through its agents, broker,
     bank branches and internet channel (see docs/insurance-policies.md); every step through
     the workflow engine at its past moment, so history, orders and clocks are real."""
     rng = random.Random(f"insurance-policies-{company.code}")
@@ -1260,8 +1260,8 @@ def _demo_policy(
     elif fate == "issued":
         start = day + timedelta(days=rng.randint(2, 20))
     else:
-        start = day - timedelta(days=rng.randint(20, 420))
-    applied = max(start - timedelta(days=rng.randint(5, 20)), day - timedelta(days=425))
+        start = day - timedelta(days=rng.randint(20, 680))
+    applied = max(start - timedelta(days=rng.randint(5, 20)), day - timedelta(days=700))
     applied = min(applied, day)
     premium_year = Decimal(typical[product.code]) * Decimal(str(rng.uniform(0.7, 1.6)))
     frequency = _demo_frequency(rng)
