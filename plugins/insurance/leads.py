@@ -478,6 +478,13 @@ def menu_items(company: Any) -> list[MenuItem]:
     ]
 
 
+def resources() -> list[Any]:
+    """The API resource ``insurance_leads`` (:mod:`plugins.insurance.api_leads`)."""
+    from plugins.insurance import api_leads
+
+    return api_leads.resources()
+
+
 def panels(subject_type: str, subject: Any) -> list[Panel]:
     """The leads and referrals box on a customer's page."""
     if subject_type != "customer":
