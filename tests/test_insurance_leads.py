@@ -18,6 +18,7 @@ from core.tenancy import company_scope
 from core.testing import QueryCounter, company_today
 from plugins.insurance import agents, leads
 from plugins.insurance.models import Agent, Lead, Referral
+from tests.insurance_team import lead_team
 
 
 @pytest.fixture
@@ -27,36 +28,8 @@ def insurer(company):
 
 @pytest.fixture
 def people(db, insurer, make_user):
-    """A manager; a team lead (an agent with a login) with one agent below her; another agent
-    on her own; each agent is an insurance-agent channel."""
-    manager = make_user("manager", insurer)
-    lead_rep = make_user("sales_rep", insurer)
-    with company_scope(insurer.id):
-
-        def agent(name, upline=None, user=None):
-            return agents.create_agent(
-                agents.AgentInput(
-                    channel_name=name,
-                    channel_type="insurance_agent",
-                    licence_number=f"L-{name}",
-                    licence_classes=["life"],
-                    upline_id=upline.id if upline else None,
-                    user_id=user.id if user else None,
-                )
-            )
-
-        boss = agent("赵经理", user=lead_rep)
-        below = agent("钱代理", upline=boss)
-        other = agent("孙代理")
-        db.session.commit()
-        return {
-            "manager": manager,
-            "rep": lead_rep,
-            "boss": boss.id,
-            "below": below.id,
-            "other": other.id,
-            "boss_channel": boss.channel_id,
-        }
+    """The shared team (tests/insurance_team.py)."""
+    return lead_team(db, insurer, make_user)
 
 
 def new_lead(db, name, agent_id=None, user=None, **kw):

@@ -16,8 +16,9 @@ from core import tokens
 from core.models import Customer
 from core.tenancy import company_scope
 from core.testing import QueryCounter, company_today
-from plugins.insurance import agents, leads
+from plugins.insurance import leads
 from plugins.insurance.models import Agent, Lead, Referral
+from tests.insurance_team import lead_team
 
 URL = "/api/v1/insurance_leads"
 
@@ -29,40 +30,8 @@ def insurer(company):
 
 @pytest.fixture
 def people(db, insurer, make_user):
-    """A manager; a team lead (an agent with a login, role sales_rep) with one agent below her;
-    another agent on her own; a viewer."""
-    manager = make_user("manager", insurer)
-    rep = make_user("sales_rep", insurer)
-    viewer = make_user("viewer", insurer)
-    with company_scope(insurer.id):
-
-        def agent(name, upline=None, user=None):
-            return agents.create_agent(
-                agents.AgentInput(
-                    channel_name=name,
-                    channel_type="insurance_agent",
-                    licence_number=f"L-{name}",
-                    licence_classes=["life"],
-                    upline_id=upline.id if upline else None,
-                    user_id=user.id if user else None,
-                )
-            )
-
-        boss = agent("赵经理", user=rep)
-        below = agent("钱代理", upline=boss)
-        other = agent("孙代理")
-        db.session.commit()
-        return {
-            "manager": manager,
-            "rep": rep,
-            "viewer": viewer,
-            "boss": boss.id,
-            "below": below.id,
-            "other": other.id,
-            "boss_channel": boss.channel_id,
-            "below_channel": below.channel_id,
-            "other_channel": other.channel_id,
-        }
+    """The shared team (tests/insurance_team.py) and a viewer."""
+    return lead_team(db, insurer, make_user, viewer=True)
 
 
 def bearer(user, company):
