@@ -75,6 +75,15 @@ SHOTS = [
     ),
 ]
 
+#: "first-…" paths: the list to open and the address its first row's link starts with.
+FIRST_ROW = {
+    "first-customer": ("/customers/", "/customers/"),
+    "first-doctor": ("/pharma/doctors", "/pharma/doctors/"),
+    "first-policy": ("/insurance/policies?state=issued", "/insurance/policies/"),
+    "first-statement": ("/insurance/commissions/statements?state=paid", "/insurance/commissions/"),
+    "first-ticket": ("/tickets/?state=in_progress", "/tickets/"),
+}
+
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
@@ -115,21 +124,10 @@ def main() -> None:
                 if switch.count():
                     switch.click()
                     page.wait_for_load_state()
-            if path == "first-customer":
-                page.goto(f"{base}/customers/")
-                page.click("table tbody tr:first-child a[href^='/customers/']")
-            elif path == "first-doctor":
-                page.goto(f"{base}/pharma/doctors")
-                page.click("table tbody tr:first-child a[href^='/pharma/doctors/']")
-            elif path == "first-policy":
-                page.goto(f"{base}/insurance/policies?state=issued")
-                page.click("table tbody tr:first-child a[href^='/insurance/policies/']")
-            elif path == "first-statement":
-                page.goto(f"{base}/insurance/commissions/statements?state=paid")
-                page.click("table tbody tr:first-child a[href^='/insurance/commissions/']")
-            elif path == "first-ticket":
-                page.goto(f"{base}/tickets/?state=in_progress")
-                page.click("table tbody tr:first-child a[href^='/tickets/']")
+            if path in FIRST_ROW:
+                listing, link = FIRST_ROW[path]
+                page.goto(base + listing)
+                page.click(f"table tbody tr:first-child a[href^='{link}']")
             else:
                 page.goto(base + path)
             page.wait_for_load_state()
