@@ -106,6 +106,11 @@ def _enter_company() -> None:
     from core.models import Membership
     from core.web.context import enabled_plugins
 
+    registry = current_app.extensions["guanxi.plugins"].registry
+    owner = registry.blueprint_owner.get(request.blueprint or "")
+    if "public_company_code" in g:
+        _enter_public(owner)
+        return
     authenticated = current_user.is_authenticated  # may read a bearer token (core.api.auth)
     token = g.get("api_token")
     company_id = token.company_id if token is not None else session.get("company_id")
@@ -123,10 +128,26 @@ def _enter_company() -> None:
         else:
             g.membership = member
     g._tenancy_token = tenancy.activate(company_id)
-    owner = current_app.extensions["guanxi.plugins"].registry.blueprint_owner.get(
-        request.blueprint or ""
-    )
     if owner and (company_id is None or owner not in enabled_plugins()):
+        abort(404)
+
+
+def _enter_public(owner: str | None) -> None:
+    """Scope a public page (``core.web.public``) to the company its URL names, whoever is
+    logged in; 404 for an unknown company or one that has not enabled the page's plugin."""
+    from flask import g
+
+    from core.models import Company
+    from core.web.context import enabled_plugins
+
+    with tenancy.unscoped():
+        company_id = db.session.scalar(
+            db.select(Company.id).where(Company.code == g.public_company_code)
+        )
+    if company_id is None:
+        abort(404)
+    g._tenancy_token = tenancy.activate(company_id)
+    if owner and owner not in enabled_plugins():
         abort(404)
 
 

@@ -37,7 +37,7 @@ from sqlalchemy import case, func, select, update
 from core.calendar import DEFAULT, BusinessCalendar
 from core.db import db, utcnow
 from core.i18n import pick
-from core.models import CalendarRecord, Company, Membership, Obligation
+from core.models import CalendarRecord, Company, Membership, Obligation, Team
 from core.notify import notify_rows
 from core.tenancy import require_company, unscoped
 
@@ -57,6 +57,13 @@ class ObligationKind:
     ``datetime``, or ``None`` for no obligation; ``notices`` are the days before the deadline
     at which :func:`scan` notifies the assignee (the company's managers when the record has
     none). Warn and escalate fractions and pause states do not apply to it.
+
+    ``applies(subject)``, when given, limits the kind to the records it accepts (the core's
+    ticket clocks run on tickets of the core workflow; a plugin's complaint tickets keep
+    clocks of their own). ``team`` names the subject's team column: a breach then goes to
+    the team's manager (the team lead) and only an escalation further to the company's
+    managers and administrators (without it, or when the team has no manager: the company's
+    managers at breach, its administrators too at escalation).
     """
 
     name: str
@@ -75,6 +82,8 @@ class ObligationKind:
     notify: bool = True
     deadline: Callable[[Any], date | datetime | None] | None = None
     notices: tuple[int, ...] = ()
+    applies: Callable[[Any], bool] | None = None
+    team: str | None = None
 
     def __post_init__(self) -> None:
         if (self.target is None) == (self.deadline is None):
@@ -104,7 +113,9 @@ def kinds_for(subject: Any) -> list[ObligationKind]:
     return [
         k
         for k in current().registry.obligation_kinds.values()
-        if isinstance(subject, k.model) and k.plugin in on
+        if isinstance(subject, k.model)
+        and k.plugin in on
+        and (k.applies is None or k.applies(subject))
     ]
 
 
@@ -356,18 +367,28 @@ def _notify(raised: Iterable[Any], kinds: dict[str, ObligationKind], now: dateti
     ):
         staff.setdefault((company_id, role), []).append(user_id)
     assignees: dict[tuple[str, int], int | None] = {}
+    leads: dict[tuple[str, int], int | None] = {}
     by_kind: dict[str, list[int]] = {}
     for r in raised:
         by_kind.setdefault(r.kind, []).append(r.subject_id)
     for name, ids in by_kind.items():
         kind = kinds.get(name)
-        if kind is None or not kind.assignee:
+        if kind is None:
             continue
-        column = getattr(kind.model, kind.assignee)
-        for subject_id, user_id in db.session.execute(
-            select(kind.model.id, column).where(kind.model.id.in_(ids))
-        ):
-            assignees[(name, subject_id)] = user_id
+        if kind.assignee:
+            column = getattr(kind.model, kind.assignee)
+            for subject_id, user_id in db.session.execute(
+                select(kind.model.id, column).where(kind.model.id.in_(ids))
+            ):
+                assignees[(name, subject_id)] = user_id
+        if kind.team:
+            team_column = getattr(kind.model, kind.team)
+            for subject_id, manager_id in db.session.execute(
+                select(kind.model.id, Team.manager_id)
+                .join(Team, Team.id == team_column)
+                .where(kind.model.id.in_(ids))
+            ):
+                leads[(name, subject_id)] = manager_id
     words = {1: ("at risk", "即将超时"), 2: ("breached", "已超时"), 3: ("escalated", "已升级")}
     rows = []
     for r in raised:
@@ -383,10 +404,17 @@ def _notify(raised: Iterable[Any], kinds: dict[str, ObligationKind], now: dateti
                 recipients.update(staff.get((r.company_id, "manager"), []))
             message = f"{label} #{r.subject_id} {_days_left(r.due_at, now)}"
         else:
-            if r.escalation_level >= 2:
-                recipients.update(staff.get((r.company_id, "manager"), []))
-            if r.escalation_level >= 3:
-                recipients.update(staff.get((r.company_id, "admin"), []))
+            lead = leads.get((r.kind, r.subject_id))
+            if r.escalation_level >= 2 and lead is not None:
+                recipients.add(lead)
+                if r.escalation_level >= 3:
+                    recipients.update(staff.get((r.company_id, "manager"), []))
+                    recipients.update(staff.get((r.company_id, "admin"), []))
+            else:
+                if r.escalation_level >= 2:
+                    recipients.update(staff.get((r.company_id, "manager"), []))
+                if r.escalation_level >= 3:
+                    recipients.update(staff.get((r.company_id, "admin"), []))
             message = f"{label} #{r.subject_id} {words[r.escalation_level][1]}"
         link = kind.link.format(id=r.subject_id) if kind and kind.link else None
         rows += [

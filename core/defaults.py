@@ -147,6 +147,11 @@ TICKET_WORKFLOW = Workflow(
 )
 
 
+def on_core_workflow(ticket: ServiceTicket) -> bool:
+    """Whether ``ticket`` runs on the core's ticket workflow (its SLA clocks are the core's)."""
+    return ticket.workflow in (None, TICKET_WORKFLOW.name)
+
+
 def sla_minutes(ticket: ServiceTicket) -> tuple[int, int]:
     """(first response, resolution) working minutes for ``ticket``'s priority."""
     policy = db.session.scalars(
@@ -189,6 +194,7 @@ def guanxi_obligation_kinds() -> list[ObligationKind]:
                 "cancelled",
             ),
             link="/tickets/{id}",
+            applies=on_core_workflow,
         ),
         ObligationKind(
             name="ticket.resolution",
@@ -199,6 +205,7 @@ def guanxi_obligation_kinds() -> list[ObligationKind]:
             met_states=("resolved", "closed", "cancelled"),
             pause_states=("waiting_customer",),
             link="/tickets/{id}",
+            applies=on_core_workflow,
         ),
     ]
 

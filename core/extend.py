@@ -13,12 +13,14 @@ from core.jobs import Job, daily, every, monthly
 from core.keyset import Sort
 from core.plugins import Manifest, PluginError, hookimpl
 from core.plugins.parts import Parts
+from core.ratelimit import allow as rate_allow
 from core.reports import Column as ReportColumn
 from core.reports import Param as ReportParam
 from core.reports import Report, date_range
 from core.tenancy import TenantMixin, company_scope, current_company_id, require_company
 from core.web.helpers import MenuItem
 from core.web.panels import Panel, TimelineEntry
+from core.web.public import PublicBlueprint, public_url
 from core.workflow import State, Transition, Workflow
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "Panel",
     "Parts",
     "PluginError",
+    "PublicBlueprint",
     "Report",
     "ReportColumn",
     "ReportParam",
@@ -52,6 +55,8 @@ __all__ = [
     "hookimpl",
     "model_schema",
     "monthly",
+    "public_url",
+    "rate_allow",
     "require_company",
     "utcnow",
 ]

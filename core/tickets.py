@@ -8,7 +8,7 @@ from typing import Any
 from flask import url_for
 from flask_babel import gettext as _
 
-from core import audit, clocks, notify
+from core import audit, clocks, notify, workflow
 from core.db import db, utcnow
 from core.models import ServiceTicket, User
 
@@ -16,9 +16,18 @@ from core.models import ServiceTicket, User
 def open_ticket(
     *, at: datetime | None = None, user_id: int | None = None, **values: Any
 ) -> ServiceTicket:
-    """Create a ticket in its workflow's initial state and start its SLA clocks."""
+    """Create a ticket in its workflow's initial state and start its SLA clocks.
+
+    The workflow is the one :func:`core.workflow.choose` picks for the ticket (a plugin's
+    workflow that ``selects`` its type, else the core's ``ticket``) unless ``workflow`` is given.
+    """
     at = at or utcnow()
-    ticket = ServiceTicket(created_at=at, state="new", **values)
+    ticket = ServiceTicket(created_at=at, **values)
+    if "workflow" not in values:
+        chosen = workflow.choose(ticket)
+        ticket.workflow, ticket.state = chosen.name, chosen.initial
+    else:
+        ticket.state = workflow.workflow_for(ticket).initial
     db.session.add(ticket)
     db.session.flush()
     clocks.start_all(ticket, at=at)

@@ -81,6 +81,10 @@ class Workflow:
     label: str = ""
     label_zh: str = ""
     plugin: str = ""
+    #: When set, new records of ``model`` for which ``selects(record)`` is true start on this
+    #: workflow instead of the model's default (see :func:`choose`): a plugin gives its
+    #: complaint tickets their own steps while other tickets keep the core's.
+    selects: Callable[[Any], bool] | None = None
     #: When set, the states and transitions are the company's own data: ``per_company(company_id)``
     #: returns the concrete workflow for that company (same name and model), and every caller of
     #: :func:`workflow_for` gets that one. Use it when companies configure their own stages.
@@ -152,6 +156,26 @@ def workflow_for(subject: Any) -> Workflow:
         return workflows[name].for_company(company_id)
     for wf in workflows.values():
         if isinstance(subject, wf.model):
+            return wf.for_company(company_id)
+    raise LookupError(f"no workflow for {type(subject).__name__}")
+
+
+def choose(subject: Any) -> Workflow:
+    """The workflow a new ``subject`` starts on: the first workflow of an enabled plugin whose
+    ``selects`` accepts it, else the model's default (the one without ``selects``). The caller
+    stores its name in ``subject.workflow`` and puts the subject in its ``initial`` state."""
+    from core.plugins import current
+    from core.tenancy import current_company_id
+    from core.web.context import enabled_plugins
+
+    company_id = getattr(subject, "company_id", None) or current_company_id()
+    workflows = [w for w in current().registry.workflows.values() if isinstance(subject, w.model)]
+    on = enabled_plugins() if company_id is not None else frozenset()
+    for wf in workflows:
+        if wf.selects is not None and (not wf.plugin or wf.plugin in on) and wf.selects(subject):
+            return wf.for_company(company_id)
+    for wf in workflows:
+        if wf.selects is None:
             return wf.for_company(company_id)
     raise LookupError(f"no workflow for {type(subject).__name__}")
 

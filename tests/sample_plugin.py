@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, url_for
 from sqlalchemy import String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,6 +15,7 @@ from core.extend import (
     Manifest,
     MenuItem,
     Panel,
+    PublicBlueprint,
     Report,
     ReportColumn,
     Resource,
@@ -23,10 +24,12 @@ from core.extend import (
     TimelineEntry,
     Transition,
     Workflow,
+    current_company_id,
     db,
     every,
     hookimpl,
 )
+from core.models import ServiceTicket
 
 manifest = Manifest(
     name="sample",
@@ -91,7 +94,18 @@ def guanxi_workflows() -> list[Workflow]:
                 State("published", "Published", "已发布", category="done"),
             ),
             transitions=(Transition("publish", ("draft",), "published", "Publish", "发布"),),
-        )
+        ),
+        Workflow(
+            name="sample_issue",
+            model=ServiceTicket,
+            initial="logged",
+            selects=lambda ticket: ticket.type == "sample_issue",
+            states=(
+                State("logged", "Logged", "已登记"),
+                State("fixed", "Fixed", "已修复", category="done"),
+            ),
+            transitions=(Transition("fix", ("logged",), "fixed", "Fix", "修复"),),
+        ),
     ]
 
 
@@ -113,9 +127,24 @@ def index() -> str:
     return "sample page"
 
 
+public_bp = PublicBlueprint("sample_public", __name__, url_prefix="/sample")
+
+
+@public_bp.route("/hello", methods=["GET", "POST"])
+def hello() -> str:
+    """A public page: which company it answers for, and a rate-limited post."""
+    from flask import abort, request
+
+    from core.extend import rate_allow
+
+    if request.method == "POST" and not rate_allow("sample.hello", "2/minute"):
+        abort(429)
+    return f"hello {current_company_id()} {url_for('sample_public.hello')}"
+
+
 @hookimpl
 def guanxi_blueprints() -> list[Blueprint]:
-    return [bp]
+    return [bp, public_bp]
 
 
 @hookimpl

@@ -21,7 +21,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
-from core import workflow
+from core import ratelimit, workflow
 from core.api import openapi
 from core.api.errors import ApiError
 from core.api.resources import Resource, check_if_match, user
@@ -250,4 +250,5 @@ def blueprint(app: Flask) -> Blueprint:
         key_prefix="guanxi",
     )
     limiter.limit(lambda: current_app.config["API_RATE_LIMIT"])(bp)
+    ratelimit.init_app(app, limiter)
     return bp

@@ -235,7 +235,8 @@ class PluginManager:
         from core.models import CompanyPlugin
         from core.tenancy import unscoped
 
-        with unscoped():
+        # No autoflush: rows pending in the caller's company must not be flushed unscoped.
+        with unscoped(), db.session.no_autoflush:
             names = db.session.scalars(
                 select(CompanyPlugin.plugin).where(
                     CompanyPlugin.company_id == company_id, CompanyPlugin.enabled.is_(True)
