@@ -21,7 +21,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core import audit, notify, workflow
+from core import audit, interactions, notify, workflow
 from core.db import db, utcnow
 from core.models import (
     Company,
@@ -182,6 +182,7 @@ def record_followup(
             reason = f"{reason} {visit.result}"
         workflow.transition(ticket, "reopen", user=user, inputs={"comment": reason}, at=at)
         _notify_reopened(ticket, user, customer_score)
+    interactions.announce(visit, created=True)
     return visit
 
 

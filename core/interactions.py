@@ -154,7 +154,7 @@ def log(customer: Customer, user: User | None, **values: Any) -> Interaction:
     db.session.add(row)
     db.session.flush()
     audit.record("create", "interaction", row.id, {"customer_id": customer.id})
-    _saved(row, created=True)
+    announce(row, created=True)
     return row
 
 
@@ -162,12 +162,14 @@ def update(row: Interaction, customer: Customer, **values: Any) -> Interaction:
     """Change an interaction (same rules as :func:`log`); the caller commits."""
     _write(row, customer, values)
     audit.record("update", "interaction", row.id, {"customer_id": customer.id})
-    _saved(row, created=False)
+    announce(row, created=False)
     return row
 
 
-def _saved(row: Interaction, created: bool) -> None:
-    """Tell the enabled plugins (``guanxi_interaction_saved``)."""
+def announce(row: Interaction, created: bool) -> None:
+    """Tell the enabled plugins (``guanxi_interaction_saved``); also used by
+    :func:`core.followup.record_followup`, after a follow-up is stored (and has reopened its
+    ticket when the score was bad)."""
     from core.plugins import current
     from core.web.context import enabled_plugins
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -240,7 +241,7 @@ def transition(
         raise NotAllowed(f"transition {name!r} needs role {needed}; you are {role or 'no member'}")
     for key in step.inputs:
         if not str(inputs.get(key) or "").strip():
-            raise InputRequired(f"transition {name!r} requires {key!r}", field=key)
+            raise InputRequired(_("Required for this step: %(input)s.", input=key), field=key)
     if step.guard is not None:
         reason = step.guard(subject, inputs)
         if isinstance(reason, tuple):

@@ -178,7 +178,8 @@ def guanxi_after_transition(
 def guanxi_interaction_saved(interaction: Any, created: bool) -> None:
     """React after an interaction was logged (``created``) or changed through the core's path.
 
-    Called by :func:`core.interactions.log` and :func:`core.interactions.update` -- so by the
+    Called by :func:`core.interactions.log`, :func:`core.interactions.update` and
+    :func:`core.followup.record_followup` (after a bad score reopened the ticket) -- so by the
     interaction form, the JSON API and every plugin that logs through them -- inside the
     transaction, after the row was flushed (it has its id); extension fields the caller saves
     afterwards are not there yet. Raising aborts the save. Rows written in bulk (imports, the

@@ -1,23 +1,49 @@
-"""Property management: units and residents, complaints with dispatch, follow-up (DOMAIN §3).
+"""Property management: estates, units and residents, complaints and repairs with dispatch,
+SLA, follow-up and root cause, the residents' satisfaction programme (DOMAIN §3).
 
-This first version marks residents as owners or tenants with their unit, and where in the
-estate a ticket's problem is; estates, complaint classifier and dispatch arrive with their issue.
+The plugin adds the resident customer kind and the ticket's place (here), and parts that each
+offer some of the functions below; every hook gathers what the parts return, in this order:
+
+- :mod:`plugins.property.complaints` -- the complaint workflow on core tickets, the classifier,
+  dispatch rules, SLA clocks, repeat detection, root cause, follow-up closing;
+- :mod:`plugins.property.places` -- estates, buildings, units and the residents living there;
+- :mod:`plugins.property.web_places` -- the pages that keep estates, classifier and rules;
+- :mod:`plugins.property.web_complaints` -- intake, the complaints list, the ticket panel;
+- :mod:`plugins.property.public` -- the public complaint form and the tracking page;
+- :mod:`plugins.property.reports` -- complaint and satisfaction reports, dashboard widgets;
+- :mod:`plugins.property.demo` -- the demo company's estates, residents and complaints.
+
+Models live in :mod:`plugins.property.models`. See docs/property.md.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.extend import Choice, Field, Manifest, hookimpl
+from core.extend import Choice, Field, Manifest, Parts, hookimpl
+from plugins.property import (
+    complaints,
+    demo,
+    models,  # noqa: F401
+    places,
+    public,
+    reports,
+    web_complaints,
+    web_places,
+)
+from plugins.property.blueprint import bp
 
 manifest = Manifest(
     name="property",
     label="Property management",
     label_zh="物业管理",
-    version="0.1.0",
+    version="0.2.0",
     depends=("surveys",),
     description="Estates, units, residents, complaints with dispatch and SLA, follow-up.",
 )
+
+PARTS = Parts(complaints, places, web_places, web_complaints, public, reports, demo)
+_gather, _each = PARTS.gather, PARTS.each
 
 RESIDENT = (
     ("owner", "Owner", "业主"),
@@ -36,7 +62,8 @@ PLACES = (
 def guanxi_choices() -> list[Choice]:
     return [
         Choice("customer_kind", "resident", "Resident", "住户"),
-        Choice("ticket_type", "property_complaint", "Property complaint", "物业投诉"),
+        *(Choice("property_resident_role", *r) for r in RESIDENT),
+        *_gather("choices"),
     ]
 
 
@@ -54,11 +81,80 @@ def guanxi_extension_fields() -> list[Field]:
         ),
         Field("customer", "unit_label", "string", "Unit", "房号", max_length=40),
         Field("service_ticket", "place", "choice", "Place", "问题位置", choices=PLACES),
+        *_gather("fields"),
     ]
 
 
 @hookimpl
+def guanxi_workflows() -> list[Any]:
+    return _gather("workflows")
+
+
+@hookimpl
+def guanxi_obligation_kinds() -> list[Any]:
+    return _gather("obligation_kinds")
+
+
+@hookimpl
+def guanxi_jobs() -> list[Any]:
+    return _gather("jobs")
+
+
+@hookimpl
+def guanxi_blueprints() -> list[Any]:
+    return [bp, *_gather("blueprints")]
+
+
+@hookimpl
+def guanxi_api_resources() -> list[Any]:
+    return _gather("resources")
+
+
+@hookimpl
+def guanxi_reports() -> list[Any]:
+    return _gather("reports")
+
+
+@hookimpl
+def guanxi_menu_items(company: Any) -> list[Any]:
+    return _gather("menu_items", company)
+
+
+@hookimpl
+def guanxi_dashboard_widgets(company: Any, user: Any) -> list[Any]:
+    return _gather("widgets", company, user)
+
+
+@hookimpl
+def guanxi_record_panels(subject_type: str, subject: Any) -> list[Any]:
+    return _gather("panels", subject_type, subject)
+
+
+@hookimpl
+def guanxi_timeline(customer: Any) -> list[Any]:
+    return _gather("timeline", customer)
+
+
+@hookimpl
+def guanxi_after_transition(
+    subject: Any, to_state: str, from_state: str, at: Any, inputs: Any
+) -> None:
+    _each("after_transition", subject, from_state, to_state, at, inputs)
+
+
+@hookimpl
+def guanxi_interaction_saved(interaction: Any, created: bool) -> None:
+    _each("interaction_saved", interaction, created)
+
+
+@hookimpl
+def guanxi_plugin_enabled(company: Any) -> None:
+    _each("enabled", company)
+
+
+@hookimpl
 def guanxi_demo_data(company: Any, fake: Any) -> None:
+    """Resident types and units on the core's demo customers; then the parts' demo rows."""
     from plugins import demo_values
 
     demo_values(
@@ -79,3 +175,4 @@ def guanxi_demo_data(company: Any, fake: Any) -> None:
             "property__place": lambda rng: rng.choice([p[0] for p in PLACES]),
         },
     )
+    _each("demo", company, fake)
