@@ -366,12 +366,28 @@ def _followup_form(ticket: ServiceTicket, formdata: Any = None) -> FollowUpForm:
     return form
 
 
+def _state_text(wf: workflow.Workflow, name: str) -> str:
+    """The label of state ``name`` in the ticket's own workflow (a plugin's may differ)."""
+    try:
+        return wf.state(name).text
+    except KeyError:
+        return state_label(name)
+
+
+#: Transition inputs the detail page has fields for.
+RENDERED_INPUTS = frozenset({"comment"})
+
+
 def _render_detail(
     ticket: ServiceTicket, status: int = 200, message: str | None = None, **forms: Any
 ) -> tuple[str, int]:
     """The detail page; ``forms`` replace the blank ones (to show a refused form's errors)."""
     wf = workflow.workflow_for(ticket)
-    allowed = workflow.available(ticket, current_user)
+    # The page asks for a comment only; steps that need other inputs (a root cause…) are
+    # offered by the plugin that declared them, on its panel.
+    allowed = [
+        t for t in workflow.available(ticket, current_user) if set(t.inputs) <= RENDERED_INPUTS
+    ]
     transition_forms = forms.pop("transitions", {})
     transitions = [
         (t, transition_forms.get(t.name) or _transition_form(ticket, t.name)) for t in allowed
@@ -441,7 +457,7 @@ def _render_detail(
         role_label=ROLES.get(my_role or "", (my_role or "", ""))[0],
         message=message,
         local_time=local_time,
-        state_label=state_label,
+        state_label=lambda name: _state_text(wf, name),
         sla_labels=SLA_LABELS,
         subject_type=SUBJECT,
         subject_id=ticket.id,

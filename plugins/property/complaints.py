@@ -44,7 +44,7 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
-from core import audit, clocks, workflow
+from core import audit, clocks, notify, workflow
 from core.extend import (
     Choice,
     ObligationKind,
@@ -373,7 +373,10 @@ def save_settings(values: Mapping[str, Any], user_id: int | None = None) -> None
 
 def seed_classifier() -> None:
     """Give the company in scope the default classifier (idempotent: codes it has are kept)."""
-    have = set(db.session.execute(select(ComplaintClass.level, ComplaintClass.code)).tuples())
+    have = {
+        (r.level, r.code)
+        for r in db.session.execute(select(ComplaintClass.level, ComplaintClass.code))
+    }
     for n, (code, name, name_en) in enumerate(PLACES):
         if ("place", code) not in have:
             db.session.add(
@@ -696,6 +699,18 @@ def dispatch(
         expected_version=expected_version,
         at=at,
     )
+    if ticket.assignee_id is not None and ticket.assignee_id != user.id:
+        notify.notify_users(
+            [ticket.assignee_id],
+            "ticket.assigned",
+            f"/tickets/{ticket.id}",
+            lambda: _(
+                "Complaint #%(id)s “%(subject)s” was dispatched to you by %(name)s.",
+                id=ticket.id,
+                subject=ticket.subject,
+                name=user.name,
+            ),
+        )
 
 
 def resolve(
