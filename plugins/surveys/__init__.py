@@ -1,19 +1,33 @@
 """Surveys: questionnaires, campaigns, CSAT and NPS (generic; reused by other plugins).
 
-This first version records whether a customer agreed to be surveyed and by which channel.
+Parts, each documented in its module:
+
+- :mod:`plugins.surveys.models` -- the tables;
+- :mod:`plugins.surveys.questionnaires` -- building questionnaires (dimensions, sections,
+  questions) and checking answers: ``create_questionnaire(...)``;
+- :mod:`plugins.surveys.campaigns` -- campaigns to a customer segment or after a ticket closes,
+  one-time invitations, responses by link or phone: ``create_campaign``, ``launch_campaign``,
+  ``invite``, ``record_response``; the ``guanxi_after_transition`` trigger;
+- :mod:`plugins.surveys.results` -- results by dimension over time, CSAT, NPS and the reports;
+- pages: :mod:`plugins.surveys.web_questionnaires`, :mod:`plugins.surveys.web_campaigns` and the
+  public answer page :mod:`plugins.surveys.public`; demo rows: :mod:`plugins.surveys.demo`.
+
+The customer fields ``surveys__opt_out`` (opted-out customers are never invited) and
+``surveys__preferred_channel`` (the channel of their invitations) are declared here.
+See docs/surveys.md.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.extend import Field, Manifest, hookimpl
+from core.extend import Field, Manifest, MenuItem, hookimpl
 
 manifest = Manifest(
     name="surveys",
     label="Surveys",
     label_zh="满意度调查",
-    version="0.1.0",
+    version="0.2.0",
     description="Questionnaires, survey campaigns, CSAT and NPS.",
 )
 
@@ -23,6 +37,9 @@ CHANNELS = (
     ("wechat", "WeChat", "微信"),
     ("email", "E-mail", "邮件"),
 )
+
+from plugins.surveys import campaigns, models, public, results, web_campaigns, web_questionnaires  # noqa: E402,F401  # noqa: E402,F401
+from plugins.surveys.blueprint import bp, public_bp  # noqa: E402
 
 
 @hookimpl
@@ -41,8 +58,39 @@ def guanxi_extension_fields() -> list[Field]:
 
 
 @hookimpl
+def guanxi_blueprints() -> list[Any]:
+    return [bp, public_bp]
+
+
+@hookimpl
+def guanxi_reports() -> list[Any]:
+    return results.reports()
+
+
+@hookimpl
+def guanxi_menu_items(company: Any) -> list[MenuItem]:
+    return [
+        MenuItem(
+            "surveys.campaigns", "Campaigns", "调查活动", 70, group="Surveys", group_zh="调查"
+        ),
+        MenuItem(
+            "surveys.questionnaires", "Questionnaires", "问卷", 71, group="Surveys", group_zh="调查"
+        ),
+    ]
+
+
+@hookimpl
+def guanxi_after_transition(subject: Any, from_state: str, to_state: str, at: Any) -> None:
+    """A service ticket closed: invite its customer to the running ticket_closed campaigns."""
+    campaigns.after_transition(subject, from_state, to_state, at)
+
+
+@hookimpl
 def guanxi_demo_data(company: Any, fake: Any) -> None:
+    """Survey preferences on the demo customers; an after-service questionnaire with a
+    ticket_closed campaign and six months of answers (:mod:`plugins.surveys.demo`)."""
     from plugins import demo_values
+    from plugins.surveys import demo
 
     demo_values(
         "customer",
@@ -51,3 +99,4 @@ def guanxi_demo_data(company: Any, fake: Any) -> None:
             "surveys__preferred_channel": lambda rng: rng.choice([c[0] for c in CHANNELS]),
         },
     )
+    demo.seed(company, fake)
