@@ -30,3 +30,12 @@ def allow(scope: str, limit: str, key: str | None = None) -> bool:
     that makes more than ``limit`` (the hit is then not counted)."""
     limiter: Limiter = current_app.extensions[EXTENSION]
     return limiter.limiter.hit(parse(limit), "guanxi-action", scope, key or get_remote_address())
+
+
+def exhausted(scope: str, limit: str, key: str | None = None) -> bool:
+    """Whether ``key`` has used up ``limit`` for ``scope`` (counts nothing): for limits that
+    count failures only, checked before the attempt and hit with :func:`allow` on failure."""
+    limiter: Limiter = current_app.extensions[EXTENSION]
+    return not limiter.limiter.test(
+        parse(limit), "guanxi-action", scope, key or get_remote_address()
+    )

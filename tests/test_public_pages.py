@@ -61,3 +61,46 @@ def test_a_plugin_workflow_selects_its_own_tickets_where_the_plugin_is_on(app, d
             # The core's SLA clocks run on tickets of the core's workflow only.
             expected = set() if co is on else {"ticket.first_response", "ticket.resolution"}
             assert kinds == expected
+
+
+def test_every_page_carries_a_content_security_policy_without_inline_script(app, client):
+    page = client.get("/login")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "unsafe-eval" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_no_template_holds_inline_script():
+    """The CSP allows scripts from files only: no <script> body, no on…= handler, anywhere."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    inline = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+\s*=\s*[\"']", re.I)
+    found = [
+        f"{path.relative_to(root)}: {match.group(0)}"
+        for folder in ("core", "plugins", "examples")
+        for path in (root / folder).rglob("*.html")
+        for match in inline.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, "inline script (move it to a static .js file):\n" + "\n".join(found)
+
+
+def test_failed_logins_are_throttled_per_account(app, client, company, make_user):
+    app.config["WTF_CSRF_ENABLED"] = False
+    user = make_user("admin", company(), email="li@example.com", password="right")
+    codes = [
+        client.post("/login", data={"email": "li@example.com", "password": "wrong"}).status_code
+        for _ in range(11)
+    ]
+    assert codes[:10] == [200] * 10 and codes[10] == 429
+    # Even the right password waits now; another account is not affected.
+    refused = client.post("/login", data={"email": "li@example.com", "password": "right"})
+    assert refused.status_code == 429
+    other = make_user("admin", company(), email="wu@example.com", password="right")
+    assert (
+        client.post("/login", data={"email": "wu@example.com", "password": "right"}).status_code
+        == 302
+    )
+    assert user.id != other.id

@@ -9,12 +9,13 @@ targets) and lets each of its hook implementations gather what the parts return:
     def guanxi_reports():
         return parts.gather("reports")
 
-A part offers a function by defining it under that name; parts without it add nothing.
+A part offers a function by defining it under that name; parts without it add nothing, and
+so does a name that is not a function (a part that did ``from core import choices``).
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from types import FunctionType, ModuleType
 from typing import Any
 
 
@@ -29,7 +30,7 @@ class Parts:
         items: list[Any] = []
         for part in self.modules:
             fn = getattr(part, function, None)
-            if fn is not None:
+            if isinstance(fn, FunctionType):
                 items.extend(fn(*args))
         return items
 
@@ -37,5 +38,5 @@ class Parts:
         """Call each part's ``function(*args)`` that exists, in order."""
         for part in self.modules:
             fn = getattr(part, function, None)
-            if fn is not None:
+            if isinstance(fn, FunctionType):
                 fn(*args)

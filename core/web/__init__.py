@@ -41,3 +41,6 @@ def register(app: Flask) -> None:
 
     api.init_app(app)
     helpers.init_app(app)
+    from core.web import hardening
+
+    hardening.init_app(app)

@@ -10,11 +10,17 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import Email, InputRequired
 
+from core import ratelimit
 from core.db import db
 from core.models import Membership, User
 from core.tenancy import unscoped
 
 bp = Blueprint("auth", __name__)
+
+
+#: Failed logins allowed per account, and per client address, before the form refuses to try.
+FAILURES = "10 per 15 minutes"
+ADDRESS_FAILURES = "50 per 15 minutes"
 
 
 class LoginForm(FlaskForm):
@@ -35,8 +41,18 @@ def _first_company(user: User) -> int | None:
 def login() -> object:
     form = LoginForm()
     if form.validate_on_submit():
-        user = db.session.scalar(db.select(User).where(User.email == form.email.data.lower()))
+        email = form.email.data.lower()
+        if ratelimit.exhausted("login.account", FAILURES, email) or ratelimit.exhausted(
+            "login.address", ADDRESS_FAILURES
+        ):
+            form.password.errors.append(
+                _("Too many failed attempts. Wait a quarter of an hour and try again.")
+            )
+            return render_template("auth/login.html", form=form), 429
+        user = db.session.scalar(db.select(User).where(User.email == email))
         if user is None or not user.check_password(form.password.data) or not user.active:
+            ratelimit.allow("login.account", FAILURES, email)
+            ratelimit.allow("login.address", ADDRESS_FAILURES)
             form.password.errors.append(_("Wrong e-mail or password."))
         else:
             login_user(user)

@@ -11,7 +11,14 @@ from flask_login import login_required
 
 from core.web.helpers import require_member
 
-bp = Blueprint("sales", __name__, url_prefix="/sales", template_folder="templates")
+bp = Blueprint(
+    "sales",
+    __name__,
+    url_prefix="/sales",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 
 #: Roles that keep the company's sales settings (stages, targets, value rules).
 MANAGERS = ("admin", "manager")
