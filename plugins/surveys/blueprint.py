@@ -12,12 +12,8 @@ from flask import Blueprint, abort, g
 from flask_babel import gettext as _
 from flask_login import login_required
 
+from core.extend import PublicBlueprint
 from core.web.helpers import require_member, role
-
-try:
-    from core.extend import PublicBlueprint  # type: ignore[attr-defined]
-except ImportError:  # until core.extend exports it
-    from core.web.public import PublicBlueprint
 
 bp = Blueprint("surveys", __name__, url_prefix="/surveys", template_folder="templates")
 public_bp = PublicBlueprint(

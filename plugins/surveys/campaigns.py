@@ -365,17 +365,14 @@ def answer_url(invitation_id: int, company_code: str | None = None, external: bo
     when building many links: it saves a query per link)."""
     from flask import url_for
 
-    try:
-        from core.extend import company_code as code_of  # type: ignore[attr-defined]
-    except ImportError:  # the core exports it from core.web.public until core.extend does
-        from core.web.public import company_code as code_of
+    from core.extend import public_url
 
-    return url_for(
-        "surveys_public.answer",
-        company=company_code or code_of(),
-        token=token_for(invitation_id),
-        _external=external,
-    )
+    token = token_for(invitation_id)
+    if company_code:  # public_url would look the code up again (setdefault is eager)
+        return url_for(
+            "surveys_public.answer", company=company_code, token=token, _external=external
+        )
+    return public_url("surveys_public.answer", token=token, external=external)
 
 
 # -- responses ------------------------------------------------------------------------------------

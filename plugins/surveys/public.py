@@ -21,8 +21,7 @@ from typing import Any
 from flask import abort, render_template, request
 from flask_babel import gettext as _
 
-from core.extend import db, require_company
-from core.models import Company
+from core.extend import db, rate_allow, require_company
 from plugins.surveys import campaigns as svc
 from plugins.surveys.blueprint import public_bp
 from plugins.surveys.models import Campaign, Questionnaire
@@ -33,8 +32,8 @@ LIMIT = "30/hour"
 
 
 def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    company = db.session.get(Company, require_company())
-    return render_template(template, public_company=company, **context), status
+    """A page in the core's public frame (``public_base.html``: the company's name, no menu)."""
+    return render_template(template, **context), status
 
 
 @public_bp.route("/<token>", methods=["GET", "POST"])
@@ -55,9 +54,7 @@ def answer(token: str) -> Any:
     given: dict[int, Any] = {}
     status = 200
     if request.method == "POST":
-        from core import ratelimit
-
-        if not ratelimit.allow(
+        if not rate_allow(
             "surveys.answer", LIMIT, key=f"{require_company()}:{request.remote_addr}"
         ):
             return _page(
