@@ -272,3 +272,17 @@ def test_a_good_follow_up_closes_and_a_bad_one_reopens(app, db, estate):
         db.session.commit()
         assert ticket.state == "in_progress"
         assert db.session.get(Complaint, bad).reopen_count == 1
+
+
+def test_erasing_a_resident_blanks_the_reporter_on_their_complaints(app, db, estate):
+    from core import privacy
+
+    ticket_id = file(db, estate, reporter_name="王女士", reporter_phone="13800001111")
+    with company_scope(estate.company.id):
+        resident = db.session.get(Customer, estate.resident)
+        copy = dict(privacy.export_person(resident))
+        assert copy["property_complaints"][0]["reporter_phone"] == "13800001111"
+        privacy.erase_person(resident, estate.admin)
+        db.session.commit()
+        complaint = db.session.get(Complaint, ticket_id)
+        assert (complaint.reporter_name, complaint.reporter_phone) == (None, None)

@@ -209,3 +209,23 @@ def guanxi_plugin_enabled(company: Any) -> None:
 @hookspec
 def guanxi_plugin_disabled(company: Any) -> None:
     """Called on the plugin just disabled for ``company`` (and only on it). Delete nothing."""
+
+
+@hookspec
+def guanxi_personal_data(customer: Any) -> list[Any]:
+    """What the plugin holds about the person ``customer`` is, for their copy of their data
+    (PIPL; :func:`core.privacy.export_person`): ``(section_name, rows)`` pairs, each row a
+    ``dict`` of plain values (``{"insurance_policies": [...]}`` → ``[("insurance_policies",
+    [{"number": …}, …])]``). Called for enabled plugins only.
+    Combination: every plugin's sections are added to the core's (customer, contacts,
+    interactions, tickets, comments); rows of a section two plugins name are concatenated.
+    """
+
+
+@hookspec
+def guanxi_erase_personal_data(customer: Any) -> None:
+    """Anonymise what the plugin holds that identifies the person ``customer`` is (names,
+    phones, addresses, free texts, photos), keeping the rows that figures are computed from
+    (:func:`core.privacy.erase_person`, inside its transaction, after the core's rows were
+    anonymised; raising aborts the erasure). Called for enabled plugins only.
+    """

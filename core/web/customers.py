@@ -274,6 +274,7 @@ def detail(customer_id: int) -> str:
         last_contact=max((m for m in contacted if m is not None), default=None),
         panels=record_panels(customer),
         can_write=role() not in (None, "viewer"),
+        is_admin=role() == "admin",
         subject_type="customer",
         subject_id=customer.id,
     )

@@ -148,6 +148,16 @@ def guanxi_interaction_saved(interaction: Any, created: bool) -> None:
 
 
 @hookimpl
+def guanxi_personal_data(customer: Any) -> list[Any]:
+    return _gather("personal_data", customer)
+
+
+@hookimpl
+def guanxi_erase_personal_data(customer: Any) -> None:
+    _each("erase_personal_data", customer)
+
+
+@hookimpl
 def guanxi_plugin_enabled(company: Any) -> None:
     _each("enabled", company)
 

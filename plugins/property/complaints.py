@@ -865,3 +865,63 @@ def enabled(company: Any) -> None:
 
     with company_scope(company.id):
         seed_classifier()
+
+
+def personal_data(customer: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The person's units and complaints, for their copy of their data (core.privacy)."""
+    from plugins.property.models import Residence
+
+    residences = db.session.execute(
+        select(Residence.role, Residence.since, Residence.until, Unit.label, Building.name)
+        .join(Unit, Unit.id == Residence.unit_id)
+        .join(Building, Building.id == Unit.building_id)
+        .where(Residence.customer_id == customer.id)
+    ).all()
+    filed = db.session.execute(
+        select(Complaint, ServiceTicket.subject)
+        .join(ServiceTicket, ServiceTicket.id == Complaint.ticket_id)
+        .where(ServiceTicket.customer_id == customer.id)
+        .order_by(Complaint.ticket_id)
+    ).all()
+    return [
+        (
+            "property_residences",
+            [
+                {"building": b, "unit": u, "role": r, "since": s, "until": t}
+                for r, s, t, u, b in residences
+            ],
+        ),
+        (
+            "property_complaints",
+            [
+                {
+                    "ticket": c.ticket_id,
+                    "subject": subject,
+                    "reporter_name": c.reporter_name,
+                    "reporter_phone": c.reporter_phone,
+                    "root_cause": c.root_cause,
+                    "action": c.action,
+                    "created_at": c.created_at,
+                }
+                for c, subject in filed
+            ],
+        ),
+    ]
+
+
+def erase_personal_data(customer: Any) -> None:
+    """Blank the reporter's name and phone on the person's complaints; delete their photos."""
+    from sqlalchemy import delete, update
+
+    tickets = select(ServiceTicket.id).where(ServiceTicket.customer_id == customer.id)
+    db.session.execute(
+        update(Complaint)
+        .where(Complaint.ticket_id.in_(tickets))
+        .values(reporter_name=None, reporter_phone=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        delete(ComplaintPhoto)
+        .where(ComplaintPhoto.ticket_id.in_(tickets))
+        .execution_options(synchronize_session=False)
+    )
