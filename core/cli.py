@@ -1,6 +1,7 @@
 """The ``guanxi`` command line.
 
 ``serve``, ``demo``, ``db upgrade|current|revision``, ``plugins list|enable|disable``,
+``plugin new`` (a plugin package to start from),
 ``jobs list|run-due``, ``import``, ``users create`` and ``tokens create|list|revoke``, plus
 Flask's own ``routes`` and ``shell``.
 """
@@ -210,6 +211,35 @@ def plugins_disable(name: str, code: str) -> None:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     click.echo(f"disabled for {code}: {name}")
+
+
+@main.group()
+def plugin() -> None:
+    """Write a new plugin."""
+
+
+@plugin.command("new", with_appcontext=False)
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder to create the plugin's project folder NAME in.",
+)
+def plugin_new(name: str, directory: str) -> None:
+    """Create a plugin package NAME that passes its tests: `pip install -e . && pytest`."""
+    from pathlib import Path
+
+    from core.plugins import scaffold
+
+    try:
+        root = scaffold.create(name, Path(directory))
+    except (ValueError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created {root}")
+    click.echo(f"next: cd {root} && pip install -e . && pytest")
 
 
 # -- jobs -------------------------------------------------------------------------------------

@@ -9,22 +9,28 @@ from core.choices import Choice
 from core.clocks import ObligationKind
 from core.db import UTCDateTime, db, utcnow
 from core.fields import Field
+from core.i18n import pick
 from core.jobs import Job, daily, every, monthly
 from core.keyset import Sort
+from core.models import Company, Customer, User
 from core.plugins import Manifest, PluginError, hookimpl
 from core.plugins.parts import Parts
+from core.plugins.settings import Setting, plugin_settings
 from core.ratelimit import allow as rate_allow
 from core.reports import Column as ReportColumn
 from core.reports import Param as ReportParam
 from core.reports import Report, date_range
 from core.tenancy import TenantMixin, company_scope, current_company_id, require_company
-from core.web.helpers import MenuItem
+from core.web.helpers import MenuItem, require_member
 from core.web.panels import Panel, TimelineEntry
 from core.web.public import PublicBlueprint, public_url
-from core.workflow import State, Transition, Workflow
+from core.workflow import State, Transition, Workflow, WorkflowError, transition
+from core.workflow import available as available_transitions
 
 __all__ = [
     "Choice",
+    "Company",
+    "Customer",
     "Field",
     "Job",
     "Manifest",
@@ -38,16 +44,20 @@ __all__ = [
     "ReportColumn",
     "ReportParam",
     "Resource",
+    "Setting",
     "Sort",
     "State",
     "TenantMixin",
     "TimelineEntry",
     "Transition",
     "UTCDateTime",
+    "User",
     "Workflow",
+    "WorkflowError",
+    "available_transitions",
     "company_scope",
-    "customer_joined",
     "current_company_id",
+    "customer_joined",
     "daily",
     "date_range",
     "db",
@@ -55,8 +65,12 @@ __all__ = [
     "hookimpl",
     "model_schema",
     "monthly",
+    "pick",
+    "plugin_settings",
     "public_url",
     "rate_allow",
     "require_company",
+    "require_member",
+    "transition",
     "utcnow",
 ]

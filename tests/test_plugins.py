@@ -237,3 +237,20 @@ def test_a_company_is_created_from_the_command_line_with_its_plugins(app, db):
     bad = runner.invoke(cli, ["companies", "create", "x", "X", "--plugin", "nope"])
     assert bad.exit_code != 0 and "no plugin named 'nope'" in bad.output
     assert db.session.scalar(db.select(Company).where(Company.code == "x")) is None
+
+
+def test_trace_hooks_logs_each_call_with_plugin_and_duration(app, company, make_app, caplog):
+    import logging
+
+    acme = company()
+    traced = make_app(TRACE_HOOKS=True, PLUGINS=["tests.sample_plugin"])
+    manager = traced.extensions["guanxi.plugins"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="guanxi.hooks"):
+        manager.hooks(frozenset({"core", "sample"})).guanxi_menu_items(company=acme)
+    lines = [r.getMessage() for r in caplog.records if r.name == "guanxi.hooks"]
+    assert any(
+        line.startswith("hook guanxi_menu_items plugin=sample ") and line.endswith(" ms ok")
+        for line in lines
+    ), lines
+    assert not any("plugin=sales" in line for line in lines)  # only the enabled plugins ran

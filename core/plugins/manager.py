@@ -21,7 +21,9 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
-from collections.abc import Iterable
+import sys
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib.metadata import entry_points
@@ -38,6 +40,8 @@ from core.plugins import hookspecs
 from core.plugins.manifest import Manifest, PluginError
 
 log = logging.getLogger("guanxi.plugins")
+#: ``GUANXI_TRACE_HOOKS=1`` logs one line per hook implementation called, here.
+trace_log = logging.getLogger("guanxi.hooks")
 
 CORE = "core"
 
@@ -78,9 +82,13 @@ class PluginManager:
         self.incompatible: dict[str, str] = {}
         self.registry = Registry()
         self._relays: dict[frozenset[str], SimpleNamespace] = {}
+        self.trace = trace
         if trace:
-            self.pm.trace.root.setwriter(log.info)
-            self.pm.enable_tracing()
+            trace_log.setLevel(logging.INFO)
+            if not trace_log.handlers and not logging.getLogger().handlers:
+                handler = logging.StreamHandler(sys.stderr)
+                handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+                trace_log.addHandler(handler)
 
     # -- loading --------------------------------------------------------------------------
 
@@ -102,6 +110,29 @@ class PluginManager:
         for item in extra:
             found.append(importlib.import_module(item) if isinstance(item, str) else item)
         self.install(found, core=defaults)
+        self._add_translations()
+
+    def translation_dirs(self) -> list[str]:
+        """The ``translations`` folders of installed plugin packages that have one."""
+        dirs = []
+        for name in self.order:
+            file = self.modules[name].__file__
+            if file and file.endswith("__init__.py"):
+                path = Path(file).parent / "translations"
+                if path.is_dir():
+                    dirs.append(str(path))
+        return dirs
+
+    def _add_translations(self) -> None:
+        """Let Flask-Babel read each plugin's own catalogues after the core's (same domain)."""
+        from flask import current_app, has_app_context
+
+        if not has_app_context() or "babel" not in current_app.extensions:
+            return
+        directories = current_app.extensions["babel"].translation_directories
+        for path in self.translation_dirs():
+            if path not in directories:
+                directories.append(path)
 
     def install(self, modules: list[ModuleType], core: ModuleType | None = None) -> None:
         """Check and register ``modules`` (plugin modules carrying a ``manifest``)."""
@@ -131,6 +162,8 @@ class PluginManager:
         )
         if core is not None and not self.pm.is_registered(core):
             self.pm.register(core, name=CORE)
+            if self.trace:
+                self._trace(core)
         for name in order:
             module = compatible[name]
             try:
@@ -139,6 +172,8 @@ class PluginManager:
                 raise PluginError(f"plugin {name!r}: {exc}") from exc
             self.manifests[name] = module.manifest
             self.modules[name] = module
+            if self.trace:
+                self._trace(module)
         self.order = [n for n in self.order if n in self.manifests] + [
             n for n in order if n not in self.order
         ]
@@ -147,6 +182,13 @@ class PluginManager:
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"plugin {self.pm.get_name(exc.plugin)!r}: {exc}") from exc
         self.collect()
+
+    def _trace(self, plugin: object) -> None:
+        """Wrap each hook implementation of ``plugin`` to log its name, plugin and duration."""
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not getattr(impl.function, "_guanxi_traced", False):
+                    impl.function = _traced(caller.name, impl.plugin_name, impl.function)  # type: ignore[misc]
 
     def uninstall(self, name: str) -> None:
         """Remove an installed plugin (used by tests that register a plugin for a while)."""
@@ -357,6 +399,26 @@ class PluginManager:
             if path.is_dir():
                 dirs.append(str(path))
         return dirs
+
+
+def _traced(hook: str, plugin: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` logging ``hook plugin duration`` to ``guanxi.hooks`` on each call."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return function(*args, **kwargs)
+        except BaseException as exc:
+            outcome = f"raised {type(exc).__name__}"
+            raise
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            trace_log.info("hook %s plugin=%s %.2f ms %s", hook, plugin, ms, outcome)
+
+    call._guanxi_traced = True  # type: ignore[attr-defined]
+    call.__wrapped__ = function  # type: ignore[attr-defined]
+    return call
 
 
 def _topological_order(manifests: dict[str, Manifest], incompatible: dict[str, str]) -> list[str]:

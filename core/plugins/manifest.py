@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from core.plugins.settings import Setting
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 
 
@@ -22,7 +24,9 @@ class Manifest:
     keys (``pharma__beds``): lowercase letters, digits and single underscores. ``core`` is a
     PEP 440 specifier of the Guanxi core versions the plugin works with; an incompatible plugin is
     reported and left unloaded. ``migrations`` is the folder of the plugin's Alembic versions
-    (default: ``migrations/versions`` inside the plugin package, when present).
+    (default: ``migrations/versions`` inside the plugin package, when present). ``settings`` is
+    the typed schema of the plugin's per-company settings, a tuple of
+    :class:`core.plugins.settings.Setting` (the plugins admin page draws its form from it).
     """
 
     name: str
@@ -33,6 +37,7 @@ class Manifest:
     description: str = ""
     core: str = ">=0.1"
     migrations: str | None = None
+    settings: tuple[Setting, ...] = ()
 
     def check(self) -> None:
         """Raise :class:`PluginError` if the manifest itself is malformed."""
@@ -46,6 +51,11 @@ class Manifest:
             SpecifierSet(self.core)
         except InvalidSpecifier as exc:
             raise PluginError(f"plugin {self.name!r}: bad core specifier {self.core!r}") from exc
+        names = [s.name for s in self.settings if isinstance(s, Setting)]
+        if len(names) != len(self.settings) or len(set(names)) != len(names):
+            raise PluginError(
+                f"plugin {self.name!r}: settings must be Setting(...) items with distinct names"
+            )
 
     def supports(self, core_version: str) -> bool:
         return SpecifierSet(self.core).contains(core_version, prereleases=True)
