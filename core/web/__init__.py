@@ -37,6 +37,9 @@ def register(app: Flask) -> None:
     from core.web import reports
 
     app.register_blueprint(reports.bp)
+    from core.web import plugins_admin
+
+    app.register_blueprint(plugins_admin.bp)
     from core.web import privacy
 
     app.register_blueprint(privacy.bp)
