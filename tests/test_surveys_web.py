@@ -286,3 +286,14 @@ def test_demo_rows_fill_the_pages(client, db, surveyed, make_user, login_as):
         assert results.nps(campaign).answers > 10
     login_as("manager", surveyed)
     assert client.get(f"/surveys/campaigns/{campaign.id}").status_code == 200
+
+
+def test_answer_submissions_are_rate_limited(client, db, surveyed, monkeypatch):
+    from plugins.surveys import public
+
+    monkeypatch.setattr(public, "LIMIT", "2/hour")
+    _cid, ids, invitations = running(db, surveyed)
+    url = link(surveyed, invitations[0])
+    assert client.post(url, data={}).status_code == 422
+    assert client.post(url, data={}).status_code == 422
+    assert client.post(url, data=good(ids)).status_code == 429
