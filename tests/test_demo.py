@@ -41,11 +41,27 @@ def test_demo_creates_three_companies_once_with_their_plugins(app, db, client):
             # the prospects a plugin's demo adds with their leads (insurance: one per lead
             # not on an existing customer)
             prospects = lead_prospects() if company.code == "demo-insurance" else 0
+            # the property demo's residents (customers of kind resident) and complaints
+            property_demo = company.code == "demo-property"
+            if property_demo:
+                prospects = db.session.scalar(
+                    select(func.count()).where(Customer.kind == "resident")
+                )
+                assert prospects == 150
             assert db.session.scalar(select(func.count()).select_from(Customer)) == 67 + prospects
             task = db.session.scalar(select(BackgroundTask).where(BackgroundTask.kind == "import"))
             assert task.status == "done"
             assert (task.result["created"], task.result["failed"]) == (7, 3)
-            assert db.session.scalar(select(func.count()).select_from(ServiceTicket)) == 24
+            complaints = (
+                db.session.scalar(
+                    select(func.count()).where(ServiceTicket.workflow == "property_complaint")
+                )
+                if property_demo
+                else 0
+            )
+            assert db.session.scalar(select(func.count()).select_from(ServiceTicket)) == (
+                24 + complaints
+            )
             statuses = status_counts()
             assert sum(statuses.values()) > 24 and len(statuses) >= 3
 
