@@ -76,5 +76,6 @@ def company_code() -> str:
 
 def public_url(endpoint: str, *, external: bool = False, **values: Any) -> str:
     """The URL of public page ``endpoint`` for the company in scope."""
-    values.setdefault("company", company_code())
+    if "company" not in values:
+        values["company"] = company_code()
     return url_for(endpoint, _external=external, **values)
