@@ -3,6 +3,9 @@
 Everything named in ``__all__`` keeps its name and meaning across minor versions of the core.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 from core.api.resources import Resource, customer_joined
 from core.api.schemas import model_schema
 from core.choices import Choice
@@ -26,6 +29,24 @@ from core.web.panels import Panel, TimelineEntry
 from core.web.public import PublicBlueprint, public_url
 from core.workflow import State, Transition, Workflow, WorkflowError, transition
 from core.workflow import available as available_transitions
+
+
+def field_values(
+    model: str, ids: Sequence[int], plugin: str | None = None
+) -> dict[int, dict[str, Any]]:
+    """Extension field values on core ``model`` rows ``ids`` -- of ``plugin``'s fields, or of
+    every installed plugin's -- as ``{id: {"<plugin>__<name>": value}}`` (one query per side
+    table; rows without values get ``None``)."""
+    from core import fields
+    from core.plugins import current
+
+    declared = [
+        f
+        for f in current().registry.fields
+        if f.model == model and (plugin is None or f.plugin == plugin)
+    ]
+    return fields.load(declared, list(ids))
+
 
 __all__ = [
     "Choice",
@@ -62,6 +83,7 @@ __all__ = [
     "date_range",
     "db",
     "every",
+    "field_values",
     "hookimpl",
     "model_schema",
     "monthly",
