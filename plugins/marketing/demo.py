@@ -1,0 +1,7 @@
+"""(being written)"""
+
+from typing import Any
+
+
+def seed(company: Any, fake: Any) -> None:
+    pass

@@ -1,0 +1,7 @@
+"""(being written)"""
+
+from typing import Any
+
+
+def customer_panel(customer: Any) -> str:
+    return ""
