@@ -1015,7 +1015,6 @@ SATISFACTION = Report(
             "问卷",
             choices=questionnaire_choices,
             default=satisfaction_questionnaire,
-            required=True,
         ),
         ReportParam("view", "View", "视图", choices=SATISFACTION_VIEWS, default="dimension"),
         *date_range(365, "Answered", "答卷日期"),
