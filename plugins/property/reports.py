@@ -87,11 +87,9 @@ def _url(path: str, **query: Any) -> str:
 
 
 def _list_url(p: Mapping[str, Any], **query: Any) -> str:
-    """The complaints list with the report's dates and estate, plus ``query``."""
+    """The complaints list (it has no date filter) with the report's estate, plus ``query``."""
     return _url(
         LIST_URL,
-        created_from=p.get("start"),
-        created_to=p.get("end"),
         estate=p.get("estate"),
         **query,
     )
@@ -309,11 +307,10 @@ def _month_days(key: str, p: Mapping[str, Any]) -> tuple[Any, Any]:
     return first, last
 
 
-def _states_of(series: str | None) -> list[str] | None:
+def _states_of(series: str | None) -> str | None:
     return {
-        "open": list(OPEN_STATES),
-        "done": list(DONE_STATES),
-        "cancelled": list(CANCELLED_STATES),
+        "open": "open",
+        "cancelled": "cancelled",
     }.get(series or "")
 
 
@@ -324,8 +321,6 @@ def _complaints_drill(row: Mapping[str, Any], p: Mapping[str, Any], series: str 
         first, last = _month_days(str(value), p)
         return _url(
             LIST_URL,
-            created_from=first,
-            created_to=last,
             estate=p.get("estate"),
             **query,
         )
@@ -336,9 +331,7 @@ def _complaints_drill(row: Mapping[str, Any], p: Mapping[str, Any], series: str 
     elif dim == "building":
         query["building"] = value
     else:
-        return _url(
-            LIST_URL, created_from=p.get("start"), created_to=p.get("end"), estate=value, **query
-        )
+        return _url(LIST_URL, estate=value, **query)
     return _list_url(p, **query)
 
 
@@ -449,15 +442,13 @@ def _sla_drill(row: Mapping[str, Any], p: Mapping[str, Any], series: str | None)
         first, last = _month_days(str(row.get("value")), p)
         return _url(
             LIST_URL,
-            created_from=first,
-            created_to=last,
             estate=p.get("estate"),
             category=p.get("category"),
-            sla="breached",
+            overdue=1,
         )
     if row.get("value") is None:
         return None
-    return _list_url(p, category=row["value"], sla="breached")
+    return _list_url(p, category=row["value"], overdue=1)
 
 
 SLA = Report(
@@ -660,8 +651,6 @@ def _reopen_drill(row: Mapping[str, Any], p: Mapping[str, Any], series: str | No
     category = row.get("value") or p.get("category")
     if row.get("value") is None and not row.get("total"):
         return None
-    if series in ("reopened", "rate", "reopenings"):
-        return _list_url(p, category=category, reopened=1)
     return _list_url(p, category=category)
 
 
@@ -783,12 +772,10 @@ def _repeats_drill(row: Mapping[str, Any], p: Mapping[str, Any], series: str | N
         return None
     repeat = 1 if series in ("repeats", "share") else None
     if view == "unit":
-        return _list_url(p, unit=value, repeat=repeat)
+        return f"/property/units/{value}"
     if view == "category":
         return _list_url(p, category=value, repeat=repeat)
-    return _url(
-        LIST_URL, created_from=p.get("start"), created_to=p.get("end"), estate=value, repeat=repeat
-    )
+    return _url(LIST_URL, estate=value, repeat=repeat)
 
 
 REPEATS = Report(
@@ -854,10 +841,6 @@ def _causes_shape(rows: list[Mapping[str, Any]], p: Mapping[str, Any]) -> list[d
     return out
 
 
-def _causes_drill(row: Mapping[str, Any], p: Mapping[str, Any], series: str | None) -> Any:
-    return _list_url(p, category=p.get("category"), root_cause=row.get("value"))
-
-
 ROOT_CAUSES = Report(
     name="property_root_causes",
     label="Root causes (Pareto)",
@@ -878,7 +861,6 @@ ROOT_CAUSES = Report(
     ),
     series=("n",),
     chart="bar",
-    drill=_causes_drill,
     group="property",
     order=350,
 )
@@ -1131,15 +1113,15 @@ def _open_widget() -> str:
         bars=_bars(pairs),
         total=sum(counts.values()),
         empty=_("No open complaints."),
-        more=(_url(LIST_URL, state=list(OPEN_STATES)), _("All open complaints")),
+        more=(_url(LIST_URL, state="open"), _("All open complaints")),
     )
 
 
 def _breaches_widget() -> str:
     counts = breaches_today()
     pairs = [
-        (_("On site / first response"), counts.get(RESPONSE, 0), _url(LIST_URL, sla="breached")),
-        (_("Resolution"), counts.get(RESOLUTION, 0), _url(LIST_URL, sla="breached")),
+        (_("On site / first response"), counts.get(RESPONSE, 0), _url(LIST_URL, overdue=1)),
+        (_("Resolution"), counts.get(RESOLUTION, 0), _url(LIST_URL, overdue=1)),
     ]
     return render_template(
         "dashboard/_bars.html",
