@@ -124,15 +124,16 @@ class PluginManager:
         return dirs
 
     def _add_translations(self) -> None:
-        """Let Flask-Babel read each plugin's own catalogues after the core's (same domain)."""
+        """Let Flask-Babel read each plugin's own catalogues (same domain). They are merged
+        before the core's, so for a msgid both translate the core's Chinese wins and a plugin
+        cannot change the wording of the core's pages."""
         from flask import current_app, has_app_context
 
         if not has_app_context() or "babel" not in current_app.extensions:
             return
         directories = current_app.extensions["babel"].translation_directories
-        for path in self.translation_dirs():
-            if path not in directories:
-                directories.append(path)
+        added = [p for p in self.translation_dirs() if p not in directories]
+        directories[0:0] = added
 
     def install(self, modules: list[ModuleType], core: ModuleType | None = None) -> None:
         """Check and register ``modules`` (plugin modules carrying a ``manifest``)."""
