@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select, update
 
-from core.calendar import DEFAULT, BusinessCalendar
+from core.calendar import DEFAULT, END_OF_DAY, BusinessCalendar
 from core.db import db, utcnow
 from core.i18n import pick
 from core.models import CalendarRecord, Company, Membership, Obligation, Team
@@ -63,7 +63,10 @@ class ObligationKind:
     clocks of their own). ``team`` names the subject's team column: a breach then goes to
     the team's manager (the team lead) and only an escalation further to the company's
     managers and administrators (without it, or when the team has no manager: the company's
-    managers at breach, its administrators too at escalation).
+    managers at breach, its administrators too at escalation). ``around_the_clock=True``
+    counts every minute -- nights, weekends, holidays -- in the company's time zone instead of
+    its working hours: for services promised day and night (an emergency repair on site in
+    30 minutes).
     """
 
     name: str
@@ -84,6 +87,7 @@ class ObligationKind:
     notices: tuple[int, ...] = ()
     applies: Callable[[Any], bool] | None = None
     team: str | None = None
+    around_the_clock: bool = False
 
     def __post_init__(self) -> None:
         if (self.target is None) == (self.deadline is None):
@@ -135,6 +139,16 @@ def calendar_for(company_id: int) -> BusinessCalendar:
     return DEFAULT
 
 
+def calendar_of(kind: ObligationKind, company_id: int) -> BusinessCalendar:
+    """The calendar ``kind``'s targets are counted on for ``company_id``."""
+    cal = calendar_for(company_id)
+    if kind.around_the_clock:
+        return BusinessCalendar(
+            timezone=cal.timezone, hours={day: ((time(0), END_OF_DAY),) for day in range(7)}
+        )
+    return cal
+
+
 def _moments(
     cal: BusinessCalendar, kind: ObligationKind, start: datetime, target: float, used: float
 ) -> dict[str, datetime]:
@@ -173,7 +187,7 @@ def _plan(kind: ObligationKind, subject: Any, at: datetime) -> tuple[int, dict] 
     minutes = kind.target(subject)
     if minutes is None:
         return None
-    return minutes, _moments(calendar_for(subject.company_id), kind, at, minutes, 0.0)
+    return minutes, _moments(calendar_of(kind, subject.company_id), kind, at, minutes, 0.0)
 
 
 def start(kind: ObligationKind, subject: Any, at: datetime | None = None) -> Obligation | None:
@@ -247,7 +261,6 @@ def on_transition(subject: Any, to_state: str, at: datetime | None = None) -> No
     """Meet, pause or resume ``subject``'s clocks for its new state ``to_state``."""
     at = at or utcnow()
     kinds = {k.name: k for k in kinds_for(subject)}
-    cal: BusinessCalendar | None = None
     for row in obligations_of(subject):
         kind = kinds.get(row.kind)
         if kind is None:
@@ -259,7 +272,7 @@ def on_transition(subject: Any, to_state: str, at: datetime | None = None) -> No
                 if kind.dated:
                     restart(kind, subject, at)
                     continue
-                cal = cal or calendar_for(subject.company_id)
+                cal = calendar_of(kind, subject.company_id)
                 row.met_at, row.started_at, row.escalation_level = None, at, 0
                 for key, value in _moments(cal, kind, at, row.target_minutes, 0.0).items():
                     setattr(row, key, value)
@@ -273,7 +286,7 @@ def on_transition(subject: Any, to_state: str, at: datetime | None = None) -> No
             continue
         if kind.dated:
             continue
-        cal = cal or calendar_for(subject.company_id)
+        cal = calendar_of(kind, subject.company_id)
         if to_state in kind.pause_states and row.paused_at is None:
             left = cal.working_time_between(at, row.due_at) if row.due_at > at else timedelta(0)
             row.remaining_minutes = left.total_seconds() / 60

@@ -286,3 +286,18 @@ def test_erasing_a_resident_blanks_the_reporter_on_their_complaints(app, db, est
         db.session.commit()
         complaint = db.session.get(Complaint, ticket_id)
         assert (complaint.reporter_name, complaint.reporter_phone) == (None, None)
+
+
+def test_an_emergency_on_a_saturday_night_is_due_half_an_hour_later(app, db, estate):
+    """Property clocks count every minute: the company's office hours do not apply."""
+    saturday_night = datetime(2024, 3, 16, 22, tzinfo=SHANGHAI)
+    ticket_id = file(db, estate, at=saturday_night, emergency=True)
+    with company_scope(estate.company.id):
+        due = {
+            o.kind: o.due_at
+            for o in db.session.scalars(
+                select(Obligation).where(Obligation.subject_id == ticket_id)
+            )
+        }
+    assert due["property.response"] == saturday_night + timedelta(minutes=30)
+    assert due["property.resolution"] == saturday_night + timedelta(hours=4)

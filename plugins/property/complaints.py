@@ -17,7 +17,8 @@ follow-up work unchanged; the labels and the steps differ::
 * **Resolve** requires a root cause (choice ``property_root_cause``) and the action taken;
   **close** is refused while the root cause is missing (the Pareto of root causes is only as
   good as this rule).
-* **Clocks** (:func:`obligation_kinds`): ``property.response`` (on site / first response,
+* **Clocks** (:func:`obligation_kinds`), counted around the clock (a property service desk
+  answers day and night): ``property.response`` (on site / first response,
   met when work starts) and ``property.resolution`` from intake, with targets from the
   company's :class:`~plugins.property.models.SlaRule` per category and priority (else
   :data:`DEFAULT_SLA`); ``property.followup`` from resolution, the follow-up window
@@ -313,6 +314,7 @@ def obligation_kinds() -> list[ObligationKind]:
         "link": "/tickets/{id}",
         "applies": is_complaint,
         "team": "team_id",
+        "around_the_clock": True,
     }
     return [
         ObligationKind(

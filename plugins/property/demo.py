@@ -8,7 +8,7 @@
   service agent, the team's manager: deadlines escalate to them first) with a technician in
   the repairs team (``tech@property.demo``);
 * dispatch rules per category (and one per estate for repairs), SLA rules (emergency repairs
-  on site in 30 working minutes, complaints answered within 24 h);
+  on site in 30 minutes, complaints answered within 24 h);
 * a quarter (13 weeks before today) of complaints replayed through the workflow at their own
   moments (``at=``): dispatched, started, resolved with a root cause, followed up (most scored
   4-5 and closed, some 1-2 and reopened then resolved again), repeats on a few units, some

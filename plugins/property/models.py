@@ -146,8 +146,8 @@ class DispatchRule(TenantMixin, db.Model):
 
 
 class SlaRule(TenantMixin, db.Model):
-    """Working minutes to respond (on site, 到场/首次响应) and to resolve, per category (any
-    when empty) and priority. An emergency is priority ``urgent``."""
+    """Minutes (counted around the clock) to respond (on site, 到场/首次响应) and to resolve,
+    per category (any when empty) and priority. An emergency is priority ``urgent``."""
 
     __tablename__ = "property_sla_rule"
     __table_args__ = (UniqueConstraint("company_id", "category_id", "priority"),)

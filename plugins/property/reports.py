@@ -562,10 +562,8 @@ TIMES = Report(
     label="Complaint response and resolution times",
     label_zh="投诉响应与办结用时分布",
     description="How long complaints waited for someone on site (the response clock's start "
-    "to work starting) and for their first resolution, in buckets (elapsed time; the SLA "
-    "report judges on the working calendar).",
-    description_zh="投诉从受理到到场处理、到首次办结所用时间的分布（自然时间；达标率报表按工作"
-    "日历判定）。",
+    "to work starting) and for their first resolution, in buckets of elapsed time.",
+    description_zh="投诉从受理到到场处理、到首次办结所用时间的分布（自然时间）。",
     params=(*_created(90), ESTATE, CATEGORY),
     query=_times_query,
     shape=_times_shape,

@@ -610,7 +610,7 @@ def sla_save() -> Any:
     for key in ("response_minutes", "resolution_minutes"):
         text = (form.get(key) or "").strip()
         if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 525600):
-            errors[f"sla-{key}"] = _("Enter working minutes from 1 to 525600.")
+            errors[f"sla-{key}"] = _("Enter minutes from 1 to 525600.")
         else:
             minutes[key] = int(text)
     if len(minutes) == 2 and minutes["resolution_minutes"] < minutes["response_minutes"]:
