@@ -125,7 +125,7 @@ def guanxi_menu_items(company: Any) -> list[MenuItem]:
         MenuItem("marketing.segments", "Segments", "客户分群", 80, roles, GROUP, GROUP_ZH),
         MenuItem("marketing.campaigns", "Campaigns", "营销活动", 81, roles, GROUP, GROUP_ZH),
         MenuItem("marketing.outbox", "Outbox", "发件箱", 82, roles, GROUP, GROUP_ZH),
-        MenuItem("marketing.loyalty", "Membership", "会员积分", 83, roles, GROUP, GROUP_ZH),
+        MenuItem("marketing.loyalty_page", "Membership", "会员积分", 83, roles, GROUP, GROUP_ZH),
     ]
 
 

@@ -11,7 +11,13 @@ from flask_login import login_required
 from core.extend import PublicBlueprint
 from core.web.helpers import require_member
 
-bp = Blueprint("marketing", __name__, url_prefix="/marketing", template_folder="templates")
+bp = Blueprint(
+    "marketing",
+    __name__,
+    url_prefix="/marketing",
+    template_folder="templates",
+    static_folder="static",
+)
 public_bp = PublicBlueprint(
     "marketing_public", __name__, url_prefix="/marketing", template_folder="templates"
 )

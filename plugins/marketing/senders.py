@@ -84,8 +84,10 @@ def register(sender: Sender) -> None:
 def deliver(company: Any = None) -> int:
     """Hand the current company's queued messages to their channels' gateways; messages of a
     channel without one stay queued. Returns how many were sent."""
+    from core.web.public import company_code
     from plugins.marketing.campaigns import full_text
 
+    code = company_code()
     sent = 0
     for channel, sender in SENDERS.items():
         gateway = sender.gateway()
@@ -99,7 +101,7 @@ def deliver(company: Any = None) -> int:
         ).all()
         for message in rows:
             try:
-                ok = bool(gateway(message.address, message.subject, full_text(message)))
+                ok = bool(gateway(message.address, message.subject, full_text(message, code)))
             except Exception as exc:  # noqa: BLE001 - one failure must not stop the batch
                 log.exception("marketing message %s failed", message.id)
                 ok, message.error = False, str(exc)[:300]
