@@ -208,7 +208,16 @@ def _channel_cities(rng: random.Random) -> list[tuple[str, str]]:
     return [others[0], others[1], ("广州", "广东省"), others[2]]
 
 
-def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.Random) -> None:
+def _populate(
+    company: Company,
+    slug: str,
+    boss: User,
+    fake: Faker,
+    rng: random.Random,
+    customers_count: int = 60,
+    tickets_count: int = 24,
+) -> None:
+    """The core's demo rows of ``company``; tests ask for fewer customers and tickets."""
     db.session.add(CalendarRecord(name="default", config=CALENDAR))
     for priority, (first, resolve) in SLA.items():
         db.session.add(
@@ -249,7 +258,7 @@ def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.
     db.session.flush()
 
     customers = []
-    for i in range(60):
+    for i in range(customers_count):
         is_org = i % 3 == 0
         customer = Customer(
             code=f"C{company.id:02d}{i + 1:04d}",
@@ -300,7 +309,7 @@ def _populate(company: Company, slug: str, boss: User, fake: Faker, rng: random.
             )
     subjects = ["产品质量问题", "发票开具", "配送延迟", "服务态度投诉", "设备报修", "咨询优惠政策"]
     agent = users["service_agent"]
-    for i in range(24):
+    for i in range(tickets_count):
         age = timedelta(hours=rng.randint(1, 24 * 10))
         ticket = open_ticket(
             at=utcnow() - age,
