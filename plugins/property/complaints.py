@@ -212,6 +212,28 @@ def _root_cause_given(ticket: Any, inputs: Mapping[str, Any]) -> tuple[str, str]
     return None
 
 
+def _team_given(ticket: Any, inputs: Mapping[str, Any]) -> tuple[str, str] | None:
+    try:
+        team = db.session.get(Team, int(inputs.get("team_id") or 0))
+    except (TypeError, ValueError):
+        team = None
+    if team is None or team.company_id != ticket.company_id:
+        return ("team_id", _("Choose one of the list."))
+    person = inputs.get("assignee_id")
+    if person not in (None, ""):
+        try:
+            role = db.session.scalar(
+                select(Membership.role).where(
+                    Membership.user_id == int(person), Membership.company_id == ticket.company_id
+                )
+            )
+        except (TypeError, ValueError):
+            role = None
+        if role is None or role == "viewer":
+            return ("assignee_id", _("Choose one of the list."))
+    return None
+
+
 def _root_cause_recorded(ticket: Any, inputs: Mapping[str, Any]) -> tuple[str, str] | None:
     complaint = db.session.get(Complaint, ticket.id)
     if complaint is None or not complaint.root_cause:
@@ -248,7 +270,14 @@ def workflows() -> list[Workflow]:
             ),
             transitions=(
                 Transition(
-                    "dispatch", ("new", "assigned"), "assigned", "Dispatch", "派单", SERVICE_ROLES
+                    "dispatch",
+                    ("new", "assigned"),
+                    "assigned",
+                    "Dispatch",
+                    "派单",
+                    SERVICE_ROLES,
+                    inputs=("team_id",),
+                    guard=_team_given,
                 ),
                 Transition("start", ("new", "assigned"), "in_progress", "On site", "到场处理"),
                 Transition(
@@ -697,7 +726,7 @@ def dispatch(
         ticket,
         "dispatch",
         user=user,
-        inputs={"comment": comment or ""},
+        inputs={"comment": comment or "", "team_id": team.id, "assignee_id": ticket.assignee_id},
         expected_version=expected_version,
         at=at,
     )
@@ -749,6 +778,11 @@ def after_transition(
     if not isinstance(subject, ServiceTicket) or not is_complaint(subject):
         return
     complaint = ensure_complaint(subject)
+    if to_state == "assigned" and inputs.get("team_id"):
+        # The dispatch step taken through the API names the team (and person) in its inputs.
+        subject.team_id = int(inputs["team_id"])
+        if "assignee_id" in inputs:
+            subject.assignee_id = int(inputs["assignee_id"]) if inputs["assignee_id"] else None
     if to_state == "resolved":
         complaint.root_cause = str(inputs.get("root_cause") or "").strip() or None
         complaint.action = str(inputs.get("action") or "").strip() or None
