@@ -210,3 +210,47 @@ def test_who_may_do_what(client, login_as, shop, company):
     assert client.get("/marketing/campaigns/new").status_code == 403
     login_as("admin", company())
     assert client.get("/marketing/campaigns").status_code == 404
+
+
+def test_the_segment_list_counts_in_one_statement(client, login_as, shop, db):
+    login_as("manager", shop)
+    with company_scope(shop.id):
+        from plugins.marketing import segments
+
+        segments.save_segment("一", [["lifecycle_stage", "decline"]])
+        db.session.commit()
+    client.get("/marketing/segments")
+    with QueryCounter(db.engine) as few:
+        client.get("/marketing/segments")
+    with company_scope(shop.id):
+        for i in range(5):
+            segments.save_segment(f"分群{i}", [["q", f"顾客{i}"]])
+        segments.save_segment("名单", kind="static")
+        db.session.commit()
+    client.get("/marketing/segments")
+    with QueryCounter(db.engine) as many:
+        page = client.get("/marketing/segments")
+    assert many.count == few.count
+    assert page.text.count('class="num count">1<') == 5
+
+
+def test_the_jobs_award_expire_move_and_send(app, db, shop):
+    import plugins.marketing as plugin
+
+    names = {job.name for job in plugin.guanxi_jobs()}
+    assert names == {"marketing.dispatch", "marketing.care", "marketing.loyalty"}
+    got: list[str] = []
+    with company_scope(shop.id):  # as ``guanxi jobs run-due`` runs them: no request
+        campaigns.launch(
+            campaigns.create_campaign("衰退挽回", body="hi", channel="sms", trigger="decline")
+        )
+        assert plugin._care(shop) == "care messages 2"
+        assert plugin._dispatch(shop) == "scheduled 0, delivered 0"
+        app.config["MARKETING_GATEWAYS"] = {"sms": lambda to, subject, text: got.append(text)}
+        try:
+            assert plugin._dispatch(shop) == "scheduled 0, delivered 0"  # the gateway said no
+            assert set(db.session.scalars(select(Message.state))) == {"failed"}
+        finally:
+            app.config.pop("MARKETING_GATEWAYS")
+        assert plugin._loyalty(shop) == "awarded 0, expired 0, moved 0"
+    assert len(got) == 2 and all(f"/p/{shop.code}/marketing/u/" in t for t in got)

@@ -55,6 +55,7 @@ def filter_controls() -> dict[str, Any]:
             ("tag", _("Tag"), core_customers.tag_options()),
         ],
         "fields": core_customers.extension_fields(),
+        "stages": {str(v): str(label) for v, label in options("lifecycle_stage")},
     }
 
 
@@ -175,6 +176,7 @@ def segment(segment_id: int) -> Any:
         count=svc.count(ids),
         preview=svc.preview(ids, 20),
         manager=is_manager(),
+        stages={str(v): str(label) for v, label in options("lifecycle_stage")},
     )
 
 
