@@ -254,3 +254,18 @@ def test_the_jobs_award_expire_move_and_send(app, db, shop):
             app.config.pop("MARKETING_GATEWAYS")
         assert plugin._loyalty(shop) == "awarded 0, expired 0, moved 0"
     assert len(got) == 2 and all(f"/p/{shop.code}/marketing/u/" in t for t in got)
+
+
+def test_a_sales_rep_records_consent_for_a_customer_they_see(client, login_as, shop, db):
+    rep = login_as("sales_rep", shop)
+    with company_scope(shop.id):
+        mine, other = db.session.scalars(select(Customer).limit(2)).all()
+        mine.owner_id = rep.id
+        db.session.commit()
+    data = {"channel": "wechat", "purpose": "care", "granted": "1", "source": "电话确认"}
+    assert client.post(f"/marketing/customers/{mine.id}/consent", data=data).status_code == 302
+    assert client.post(f"/marketing/customers/{other.id}/consent", data=data).status_code == 404
+    assert client.post(f"/marketing/customers/{mine.id}/enrol").status_code == 403
+    with company_scope(shop.id):
+        assert consent.of_customer(mine.id)[("wechat", "care")].source == "电话确认"
+        assert ("wechat", "care") not in consent.of_customer(other.id)

@@ -150,13 +150,14 @@ def campaign_new() -> Any:
 def campaign(campaign_id: int) -> Any:
     c = _get(campaign_id)
     counts = svc.campaign_counts([c.id]).get(c.id, {})
-    messages = db.session.execute(
-        select(Message, Customer.name)
-        .join(Customer, Customer.id == Message.customer_id)
-        .where(Message.campaign_id == c.id)
-        .order_by(Message.id.desc())
-        .limit(PAGE)
-    ).all()
+    with access.all_customers():
+        messages = db.session.execute(
+            select(Message, Customer.name)
+            .join(Customer, Customer.id == Message.customer_id)
+            .where(Message.campaign_id == c.id)
+            .order_by(Message.id.desc())
+            .limit(PAGE)
+        ).all()
     return render_template(
         "marketing/campaign.html",
         campaign=c,

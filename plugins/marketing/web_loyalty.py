@@ -71,7 +71,10 @@ def customer_panel(customer: Customer) -> str:
 
 
 def _customer(customer_id: int) -> Customer:
-    found = db.session.get(Customer, customer_id) if 0 < customer_id <= MAX_ID else None
+    """The customer, if the member's record rule shows it (else 404)."""
+    from core.customers import get_visible
+
+    found = get_visible(customer_id)
     if found is None:
         abort(404)
     return found
