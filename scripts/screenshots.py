@@ -73,6 +73,24 @@ SHOTS = [
         "/reports/insurance_renewals_due",
         "zh_CN",
     ),
+    ("complaints-property.png", "service_agent@property.demo", "/property/complaints", "zh_CN"),
+    ("complaint-detail-property.png", "eng@property.demo", "first-complaint", "zh_CN"),
+    ("estates-property.png", "manager@property.demo", "/property/estates", "zh_CN"),
+    ("complaint-form-public.png", None, "public-form", "zh_CN"),
+    ("tracking-public.png", "service_agent@property.demo", "tracking-link", "zh_CN"),
+    (
+        "report-root-causes-property.png",
+        "manager@property.demo",
+        "/reports/property_root_causes",
+        "zh_CN",
+    ),
+    (
+        "report-satisfaction-property.png",
+        "manager@property.demo",
+        "/reports/property_satisfaction",
+        "zh_CN",
+    ),
+    ("survey-campaign-property.png", "manager@property.demo", "first-campaign", "zh_CN"),
 ]
 
 #: "first-…" paths: the list to open and the address its first row's link starts with.
@@ -82,7 +100,28 @@ FIRST_ROW = {
     "first-policy": ("/insurance/policies?state=issued", "/insurance/policies/"),
     "first-statement": ("/insurance/commissions/statements?state=paid", "/insurance/commissions/"),
     "first-ticket": ("/tickets/?state=in_progress", "/tickets/"),
+    "first-complaint": ("/property/complaints?state=resolved", "/tickets/"),
+    "first-campaign": ("/surveys/campaigns", "/surveys/campaigns/"),
 }
+
+
+def _public_form(page, base: str) -> None:
+    """The resident's complaint form, past its first step (estate and building)."""
+    page.goto(f"{base}/p/demo-property/property/complaint")
+    page.select_option("#building_id", index=1)
+    page.click("#place-form button[type=submit]")
+
+
+def _tracking_link(page, base: str) -> None:
+    """A resident's tracking page, reached from the link on a resolved complaint."""
+    page.goto(f"{base}/property/complaints?state=closed")
+    page.click("table tbody tr:first-child a[href^='/tickets/']")
+    href = page.get_attribute("a.tracking", "href") or ""
+    page.goto(href if href.startswith("http") else base + href)
+
+
+#: Paths that need more than opening an address.
+STEPS = {"public-form": _public_form, "tracking-link": _tracking_link}
 
 
 def main() -> None:
@@ -124,7 +163,9 @@ def main() -> None:
                 if switch.count():
                     switch.click()
                     page.wait_for_load_state()
-            if path in FIRST_ROW:
+            if path in STEPS:
+                STEPS[path](page, base)
+            elif path in FIRST_ROW:
                 listing, link = FIRST_ROW[path]
                 page.goto(base + listing)
                 page.click(f"table tbody tr:first-child a[href^='{link}']")

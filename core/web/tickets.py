@@ -395,7 +395,12 @@ def _render_detail(
     kinds = current().registry.obligation_kinds
     now = utcnow()
     clock_rows = [
-        (kinds[o.kind].text if o.kind in kinds else o.kind, o, o.status(now))
+        (
+            kinds[o.kind].text if o.kind in kinds else o.kind,
+            o,
+            o.status(now),
+            o.kind in kinds and kinds[o.kind].around_the_clock,
+        )
         for o in clocks.obligations_of(ticket)
     ]
     history = db.session.execute(
