@@ -252,6 +252,8 @@ def edit(interaction_id: int) -> Any:
     if row.user_id != current_user.id:
         abort(403, _("Only the person who logged an interaction can change it."))
     customer = db.session.get(Customer, row.customer_id)
+    if customer is None:  # the record rule no longer lets this user see the customer
+        abort(403, _("You no longer have access to this interaction's customer."))
     data = None
     if request.method == "GET":
         data = {
