@@ -104,3 +104,16 @@ def test_failed_logins_are_throttled_per_account(app, client, company, make_user
         == 302
     )
     assert user.id != other.id
+
+
+@pytest.mark.parametrize("next_url", ["//evil.example", "/\\evil.example", "https://evil.example"])
+def test_login_never_redirects_to_another_site(app, client, company, make_user, next_url):
+    app.config["WTF_CSRF_ENABLED"] = False
+    make_user("admin", company(), email="safe@example.com", password="right")
+    answer = client.post(
+        "/login",
+        query_string={"next": next_url},
+        data={"email": "safe@example.com", "password": "right"},
+    )
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/dashboard")

@@ -58,7 +58,9 @@ def login() -> object:
             login_user(user)
             session["company_id"] = _first_company(user)
             target = request.args.get("next") or ""
-            if not target.startswith("/") or target.startswith("//"):
+            # A path on this site only: not "//host" nor "/\host" (browsers read both as
+            # another site).
+            if not target.startswith("/") or target[1:2] in ("/", "\\"):
                 target = url_for("dashboard.index")
             return redirect(target)
     return render_template("auth/login.html", form=form)
