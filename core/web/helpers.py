@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, g, session
 from flask_login import current_user
+from sqlalchemy import select
 
 from core import access, choices
 from core.db import db
@@ -136,7 +137,32 @@ def memberships() -> list[Any]:
         ).all()
 
 
+def local(moment: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Template filter ``{{ row.created_at|local }}``: a stored (UTC) moment in the time zone
+    of the company in scope, formatted with ``fmt``; '' for none."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from core.models import Company
+
+    if not isinstance(moment, datetime):
+        return "" if moment is None else str(moment)
+    if "_local_zone" not in g:
+        company_id = current_company_id()
+        name = (
+            db.session.scalar(select(Company.timezone).where(Company.id == company_id))
+            if company_id
+            else None
+        )
+        g._local_zone = ZoneInfo(name or "Asia/Shanghai")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(g._local_zone).strftime(fmt)
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(local, "local")
+
     @app.context_processor
     def _context() -> dict[str, Any]:
         from core.models import Company
