@@ -301,3 +301,12 @@ def test_an_emergency_on_a_saturday_night_is_due_half_an_hour_later(app, db, est
         }
     assert due["property.response"] == saturday_night + timedelta(minutes=30)
     assert due["property.resolution"] == saturday_night + timedelta(hours=4)
+
+
+def test_the_complaints_list_shows_times_in_the_company_time_zone(app, db, client, estate):
+    file(db, estate, at=datetime(2024, 3, 11, 1, 5, tzinfo=ZoneInfo("UTC")))
+    with client.session_transaction() as session:
+        session["_user_id"], session["company_id"] = str(estate.agent.id), estate.company.id
+    page = client.get("/property/complaints")
+    assert page.status_code == 200
+    assert "2024-03-11 09:05" in page.text  # 01:05 UTC is 09:05 in Shanghai
