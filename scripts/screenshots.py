@@ -91,6 +91,12 @@ SHOTS = [
         "zh_CN",
     ),
     ("survey-campaign-property.png", "manager@property.demo", "first-campaign", "zh_CN"),
+    ("segments-pharma.png", "manager@pharma.demo", "/marketing/segments/new?value_tier=A", "zh_CN"),
+    ("campaigns-pharma.png", "manager@pharma.demo", "/marketing/campaigns", "zh_CN"),
+    ("outbox-insurance.png", "manager@insurance.demo", "/marketing/outbox", "zh_CN"),
+    ("loyalty-pharma.png", "manager@pharma.demo", "/marketing/loyalty", "zh_CN"),
+    ("plugins-admin.png", "admin@pharma.demo", "/settings/plugins/", "zh_CN"),
+    ("personal-data-pharma.png", "admin@pharma.demo", "personal-data", "zh_CN"),
 ]
 
 #: "first-…" paths: the list to open and the address its first row's link starts with.
@@ -120,8 +126,19 @@ def _tracking_link(page, base: str) -> None:
     page.goto(href if href.startswith("http") else base + href)
 
 
+def _personal_data(page, base: str) -> None:
+    """A customer's personal-data page (administrators)."""
+    page.goto(f"{base}/customers/")
+    page.click("table tbody tr:first-child a[href^='/customers/']")
+    page.goto(page.url.rstrip("/") + "/personal-data")
+
+
 #: Paths that need more than opening an address.
-STEPS = {"public-form": _public_form, "tracking-link": _tracking_link}
+STEPS = {
+    "public-form": _public_form,
+    "tracking-link": _tracking_link,
+    "personal-data": _personal_data,
+}
 
 
 def main() -> None:
