@@ -27,6 +27,7 @@ class Manifest:
     (default: ``migrations/versions`` inside the plugin package, when present). ``settings`` is
     the typed schema of the plugin's per-company settings, a tuple of
     :class:`core.plugins.settings.Setting` (the plugins admin page draws its form from it).
+    ``description_zh`` is the Chinese of ``description`` (the admin page shows the user's).
     """
 
     name: str
@@ -36,8 +37,16 @@ class Manifest:
     depends: tuple[str, ...] = ()
     description: str = ""
     core: str = ">=0.1"
+    description_zh: str = ""
     migrations: str | None = None
     settings: tuple[Setting, ...] = ()
+
+    @property
+    def description_text(self) -> str:
+        """The description in the current user's language (English when there is no Chinese)."""
+        from core.i18n import pick
+
+        return pick(self.description, self.description_zh or self.description)
 
     def check(self) -> None:
         """Raise :class:`PluginError` if the manifest itself is malformed."""

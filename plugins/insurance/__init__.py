@@ -33,6 +33,7 @@ manifest = Manifest(
     version="0.2.0",
     depends=("sales",),
     description="Agents, brokers, bancassurance, licences, policies, renewals, commissions.",
+    description_zh="代理人、经纪人、银保渠道，执业证、保单、续保与佣金。",
 )
 
 PARTS = Parts(agents, policies, commissions, leads)

@@ -34,6 +34,7 @@ manifest = Manifest(
     version="0.2.0",
     depends=("sales",),
     description="Segments, campaigns, loyalty tiers and points, birthday care.",
+    description_zh="客户分群、营销活动、会员等级与积分、生日关怀。",
 )
 
 LEVELS = (

@@ -29,6 +29,7 @@ manifest = Manifest(
     version="0.2.0",
     depends=("sales",),
     description="Hospitals and doctors, doctor tiering, visit quotas, rep KPIs.",
+    description_zh="医院与医生档案、医生分级、拜访指标、代表考核。",
 )
 
 PARTS = Parts(tiering, visits, kpis)

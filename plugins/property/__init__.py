@@ -40,6 +40,7 @@ manifest = Manifest(
     version="0.2.0",
     depends=("surveys",),
     description="Estates, units, residents, complaints with dispatch and SLA, follow-up.",
+    description_zh="小区、房屋与住户，投诉派单与时限、回访与根因分析。",
 )
 
 PARTS = Parts(complaints, places, web_places, web_complaints, public, reports, demo)

@@ -29,6 +29,7 @@ manifest = Manifest(
     label_zh="销售",
     version="0.2.0",
     description="Opportunity funnel, orders, receivables, customer value and targets.",
+    description_zh="商机漏斗、订单与回款、客户价值与销售目标。",
 )
 
 PARTS = Parts(funnel, orders, value, targets)

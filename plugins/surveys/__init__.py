@@ -29,6 +29,7 @@ manifest = Manifest(
     label_zh="满意度调查",
     version="0.2.0",
     description="Questionnaires, survey campaigns, CSAT and NPS.",
+    description_zh="问卷、满意度调查活动、CSAT 与 NPS。",
 )
 
 CHANNELS = (
