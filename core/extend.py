@@ -24,7 +24,7 @@ from core.reports import Column as ReportColumn
 from core.reports import Param as ReportParam
 from core.reports import Report, date_range
 from core.tenancy import TenantMixin, company_scope, current_company_id, require_company
-from core.web.helpers import MenuItem, require_member
+from core.web.helpers import MenuItem, check_csrf, csrf_checked_in_view, require_member
 from core.web.panels import Panel, TimelineEntry
 from core.web.public import PublicBlueprint, public_url
 from core.workflow import State, Transition, Workflow, WorkflowError, transition
@@ -49,6 +49,8 @@ def field_values(
 
 
 __all__ = [
+    "check_csrf",
+    "csrf_checked_in_view",
     "Choice",
     "Company",
     "Customer",

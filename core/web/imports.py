@@ -41,7 +41,7 @@ from core import importer, tabular, tasks
 from core.db import db
 from core.models import BackgroundTask
 from core.tenancy import current_company_id
-from core.web.helpers import require_member, role
+from core.web.helpers import check_csrf, csrf_checked_in_view, require_member, role
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
@@ -107,7 +107,7 @@ def upload() -> Any:
             too_big = True
             problems.append(_("The file is larger than %(n)d MB; split it.", n=_limit() // 2**20))
         else:
-            _check_csrf(form.get("csrf_token"))
+            check_csrf(form.get("csrf_token"))
             kind = form.get("kind") or kind
             upload = files.get("file")
             if kind not in kinds:
@@ -132,18 +132,6 @@ def upload() -> Any:
     if not problems:
         return html
     return html, 413 if too_big else 422
-
-
-def _check_csrf(token: str | None) -> None:
-    from flask_wtf.csrf import CSRFError, validate_csrf
-    from wtforms import ValidationError
-
-    if not current_app.config.get("WTF_CSRF_ENABLED", True):
-        return
-    try:
-        validate_csrf(token)
-    except ValidationError as exc:
-        raise CSRFError(exc.args[0]) from exc
 
 
 def _store(upload: Any) -> tuple[str, str | None]:
@@ -336,10 +324,4 @@ def resume(task_id: int) -> Any:
     return redirect(url_for(".show", task_id=task.id))
 
 
-def _exempt_upload() -> None:
-    from core.app import csrf
-
-    csrf.exempt(upload)
-
-
-_exempt_upload()
+csrf_checked_in_view(upload)

@@ -39,7 +39,14 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from core import choices as core_choices
-from core.extend import PublicBlueprint, db, rate_allow, require_company
+from core.extend import (
+    PublicBlueprint,
+    check_csrf,
+    csrf_checked_in_view,
+    db,
+    rate_allow,
+    require_company,
+)
 from core.models import Company, Interaction, ServiceTicket, Team, WorkflowHistory
 from core.workflow import workflow_for
 from plugins.property import complaints
@@ -150,18 +157,6 @@ def _units(building: Building) -> list[Unit]:
 def _body_limit() -> int:
     app_limit = int(current_app.config.get("MAX_CONTENT_LENGTH") or 0)
     return max(app_limit, int(complaints.settings()["photo_max_bytes"]) + FORM_SLACK)
-
-
-def _check_csrf(token: str | None) -> None:
-    from flask_wtf.csrf import CSRFError, validate_csrf
-    from wtforms import ValidationError
-
-    if not current_app.config.get("WTF_CSRF_ENABLED", True):
-        return
-    try:
-        validate_csrf(token)
-    except ValidationError as exc:
-        raise CSRFError(exc.args[0]) from exc
 
 
 def _photo_too_large() -> str:
@@ -296,7 +291,7 @@ def complaint() -> ResponseReturnValue:
             "form": _("The photo was too large to receive; please fill in the form again."),
         }
         return _render_form(building, {"type": "property_complaint"}, errors, 422)
-    _check_csrf(form.get("csrf_token"))
+    check_csrf(form.get("csrf_token"))
 
     values: dict[str, Any] = {key: (form.get(key) or "").strip() for key in TEXT_FIELDS}
     values["phone"] = normalize_phone(values["phone"])
@@ -348,13 +343,7 @@ def complaint() -> ResponseReturnValue:
     return redirect(url_for(".track", code=code))
 
 
-def _exempt_from_csrf() -> None:
-    from core.app import csrf
-
-    csrf.exempt(complaint)
-
-
-_exempt_from_csrf()
+csrf_checked_in_view(complaint)
 
 
 @bp.errorhandler(RequestEntityTooLarge)
