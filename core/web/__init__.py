@@ -43,6 +43,9 @@ def register(app: Flask) -> None:
     from core.web import privacy
 
     app.register_blueprint(privacy.bp)
+    from core.web import audit
+
+    app.register_blueprint(audit.bp)
     from core import api
 
     api.init_app(app)

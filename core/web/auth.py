@@ -10,10 +10,10 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import Email, InputRequired
 
-from core import ratelimit
+from core import audit, ratelimit
 from core.db import db
 from core.models import Membership, User
-from core.tenancy import unscoped
+from core.tenancy import company_scope, unscoped
 
 bp = Blueprint("auth", __name__)
 
@@ -26,6 +26,33 @@ ADDRESS_FAILURES = "50 per 15 minutes"
 class LoginForm(FlaskForm):
     email = EmailField(_l("E-mail"), validators=[InputRequired(), Email()])
     password = PasswordField(_l("Password"), validators=[InputRequired()])
+
+
+def _audit_login(action: str, user: User, company_ids: list[int], email: str) -> None:
+    """An audit row ``action`` (``login``, ``login_failed``) about ``user`` in each of
+    ``company_ids``, with the address it came from; committed at once."""
+    for company_id in company_ids:
+        with company_scope(company_id):
+            audit.record(
+                action,
+                "user",
+                user.id,
+                {"email": email, "address": request.remote_addr},
+                user_id=user.id,
+            )
+            db.session.flush()
+    db.session.commit()
+
+
+def _companies(user: User) -> list[int]:
+    with unscoped():
+        return list(
+            db.session.scalars(
+                db.select(Membership.company_id)
+                .where(Membership.user_id == user.id)
+                .order_by(Membership.id)
+            )
+        )
 
 
 def _first_company(user: User) -> int | None:
@@ -53,10 +80,16 @@ def login() -> object:
         if user is None or not user.check_password(form.password.data) or not user.active:
             ratelimit.allow("login.account", FAILURES, email)
             ratelimit.allow("login.address", ADDRESS_FAILURES)
+            if user is not None:
+                # Each company of the account sees the failed attempts on it; an unknown
+                # address belongs to no company and is only counted by the rate limit.
+                _audit_login("login_failed", user, _companies(user), email)
             form.password.errors.append(_("Wrong e-mail or password."))
         else:
             login_user(user)
             session["company_id"] = _first_company(user)
+            if session["company_id"] is not None:
+                _audit_login("login", user, [session["company_id"]], email)
             target = request.args.get("next") or ""
             # A path on this site only: not "//host" nor "/\host" (browsers read both as
             # another site).
@@ -68,6 +101,12 @@ def login() -> object:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> object:
+    company_id = session.get("company_id")
+    if current_user.is_authenticated and company_id is not None:
+        with company_scope(company_id):
+            audit.record("logout", "user", current_user.id)
+            db.session.flush()
+        db.session.commit()
     logout_user()
     session.pop("company_id", None)
     return redirect(url_for("auth.login"))

@@ -82,6 +82,7 @@ CORE_MENU = [
     MenuItem("interactions.next_steps", "Next steps", "待办跟进", 50),
     MenuItem("reports.index", "Reports", "报表", 60),
     MenuItem("settings.index", "Settings", "设置", 90, roles=("admin", "manager")),
+    MenuItem("audit.index", "Audit log", "审计日志", 95, roles=("admin", "manager")),
 ]
 
 

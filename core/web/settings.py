@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
-from core import classify
+from core import audit, classify
 from core.db import db
 from core.models import Customer
 from core.web.helpers import require_member
@@ -182,6 +182,7 @@ def recompute() -> Any:
     if not ActionForm().validate_on_submit():
         abort(400, _("The form expired; reload the page and try again."))
     changed = classify.classify_customers()
+    audit.record("recompute", "customer", None, {"changed": changed})
     db.session.commit()
     flash(_("Recomputed; %(count)s customer classifications changed.", count=sum(changed.values())))
     return redirect(url_for(".index"))
