@@ -26,12 +26,20 @@ Progress
     for the work's own open write transaction is skipped rather than waited for; the process
     that runs the task also keeps the latest figures in memory, and :func:`snapshot` prefers
     them.
+
+A process that dies while it runs a task (SIGKILL, out of memory) leaves the row ``running``.
+The row names its runner (``result["runner"]``, ``host:pid``); :func:`get` marks a running task
+whose runner was a process of this machine that no longer exists ``failed``, so it can be
+resumed from its checkpoint like any stopped task (``guanxi import … --resume``, the page's
+"Resume" button). A task run on another machine is not judged from here.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
+import socket
 import threading
 import time
 import traceback
@@ -262,12 +270,20 @@ def execute(
         company = db.session.get(Company, task.company_id)
     locale = (user.locale if user is not None else None) or (company.locale if company else None)
     progress = Progress(task, listener=listener)
+    progress._state["runner"] = runner()
+    # Known here before the row says "running": abandoned() must not take it for dead.
+    _remember(task_id, status="running", done=progress.done, total=progress.total)
     _write(
         task_id,
-        {"status": "running", "started_at": utcnow(), "finished_at": None, "error": None},
+        {
+            "status": "running",
+            "started_at": utcnow(),
+            "finished_at": None,
+            "error": None,
+            "result": progress.state,
+        },
         wait=True,
     )
-    _remember(task_id, status="running", done=progress.done, total=progress.total)
     func = resolve(task.target)
     try:
         with company_scope(task.company_id), force_locale(locale or "zh_CN"):
@@ -324,7 +340,54 @@ def get(task_id: int, kind: str | None = None) -> BackgroundTask | None:
     if kind is not None:
         stmt = stmt.where(BackgroundTask.kind == kind)
     stmt = stmt.execution_options(populate_existing=True)
-    return db.session.scalar(stmt)
+    task = db.session.scalar(stmt)
+    if task is not None and abandoned(task):
+        table = BackgroundTask.__table__
+        _write_where(
+            table.c.status == "running",
+            task_id,
+            {
+                "status": "failed",
+                "finished_at": utcnow(),
+                "error": f"the process running it stopped ({task.result['runner']})",
+            },
+        )
+        task = db.session.scalar(stmt)
+    return task
+
+
+def runner() -> str:
+    """Who runs a task started here: ``host:pid`` of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def abandoned(task: BackgroundTask) -> bool:
+    """Whether ``task`` is ``running`` but its runner, a process of this machine, is gone
+    (killed with SIGKILL, out of memory). ``False`` when it cannot tell: a runner on
+    another machine, a row written before runners were recorded."""
+    if task.status != "running":
+        return False
+    host, _sep, pid = str((task.result or {}).get("runner") or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        with _live_lock:
+            return task.id not in _live
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, as another user's process
+        return False
+    return False
+
+
+def _write_where(condition: Any, task_id: int, values: dict[str, Any]) -> None:
+    """Update the task row on a connection of its own when ``condition`` holds."""
+    table = BackgroundTask.__table__
+    with db.engine.connect() as conn:
+        conn.execute(update(table).where(table.c.id == task_id, condition).values(**values))
+        conn.commit()
 
 
 def snapshot(task: BackgroundTask) -> dict[str, Any]:
