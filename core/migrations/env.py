@@ -48,16 +48,33 @@ def run_migrations_online() -> None:
 
     connectable = current_app.extensions["migrate"].db.engine
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            include_object=include_object,
-            process_revision_directives=process_revision_directives,
-            render_as_batch=True,
-            compare_type=True,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A batch operation rebuilds a SQLite table (copy, drop, rename); with foreign keys
+            # on, the drop would delete (ON DELETE CASCADE) or unlink (SET NULL) every row that
+            # references the table. Off for the run (the pragma is ignored inside a
+            # transaction, so before it), checked before the commit, on again after.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                include_object=include_object,
+                process_revision_directives=process_revision_directives,
+                render_as_batch=True,
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migrations left foreign keys broken: {broken[:10]}")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 if context.is_offline_mode():
