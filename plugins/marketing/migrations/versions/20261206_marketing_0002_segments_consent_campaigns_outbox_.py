@@ -15,7 +15,7 @@ import core.db
 revision = 'marketing_0002'
 down_revision = 'marketing_0001'
 branch_labels = None
-depends_on = None
+depends_on = 'sales_0002'  # marketing_points.order_id references sales_order
 
 
 def upgrade():
