@@ -257,7 +257,19 @@ def run(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _interruptible() -> None:
+    """Ctrl-C and SIGTERM unwind through the ``finally`` blocks (server, subprocess, scratch
+    database), also when the script was started in the background (SIGINT ignored)."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
+    _interruptible()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--rows", type=int, default=200_000)
@@ -265,7 +277,12 @@ def main() -> None:
     parser.add_argument("--kill-at", type=float, default=0.4, help="share of rows, then kill")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--timeout", type=float, default=300, help="seconds per import run")
-    sys.exit(run(parser.parse_args()))
+    args = parser.parse_args()
+    try:
+        sys.exit(run(args))
+    except KeyboardInterrupt:
+        print("interrupted: what was started is stopped, the scratch database is gone")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

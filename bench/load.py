@@ -177,7 +177,7 @@ class Server:
         group = os.getpgid(self.process.pid)
         os.killpg(group, signal.SIGTERM)
         try:
-            self.process.wait(20)
+            self.process.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(group, signal.SIGKILL)
             self.process.wait()
@@ -291,7 +291,19 @@ def run(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _interruptible() -> None:
+    """Ctrl-C and SIGTERM unwind through the ``finally`` blocks (server, subprocess, scratch
+    database), also when the script was started in the background (SIGINT ignored)."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
+    _interruptible()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--users", type=int, default=50)
@@ -304,7 +316,12 @@ def main() -> None:
         "--baseline-seconds", type=float, default=10, help="bare Flask run afterwards (0: none)"
     )
     parser.add_argument("--keep-log", help="copy the server's log to this file")
-    sys.exit(run(parser.parse_args()))
+    args = parser.parse_args()
+    try:
+        sys.exit(run(args))
+    except KeyboardInterrupt:
+        print("interrupted: what was started is stopped, the scratch database is gone")
+        sys.exit(130)
 
 
 if __name__ == "__main__":
