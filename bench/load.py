@@ -58,6 +58,10 @@ LOG_PATTERNS = {
 }
 
 
+#: A line of gunicorn's access log (``"GET /path HTTP/1.1" 200 …``).
+ACCESS_LINE = re.compile(r'^.*"[A-Z]+ \S+ HTTP/[\d.]+" \d{3} ', re.M)
+
+
 def seed(scratch: Scratch, users: int, customers: int) -> Target:
     """The demo company, the extra customers and a login with a token per user."""
     from faker import Faker
@@ -247,7 +251,11 @@ def report(stats: Stats, seconds: float, log_text: str) -> tuple[int, dict[str, 
     )
     print(f"reads {reads} (form pages included), writes {writes}, in {seconds:.1f} s")
     found = {name: len(p.findall(log_text)) for name, p in LOG_PATTERNS.items()}
-    print("server log: " + ", ".join(f"{name} {n}" for name, n in found.items()))
+    answered = len(ACCESS_LINE.findall(log_text)) - 1  # the readiness probe
+    print(
+        f"server log: {answered} requests answered; "
+        + ", ".join(f"{name} {n}" for name, n in found.items())
+    )
     for sample in stats.samples[:10]:
         print(f"  error: {sample[:200]}")
     return errors, found
