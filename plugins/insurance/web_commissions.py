@@ -38,7 +38,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from wtforms import DateField, HiddenField, IntegerField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from core import access, keyset, workflow
+from core import access, audit, keyset, workflow
 from core.api.resources import Resource, member_role, user
 from core.api.schemas import Money, model_schema
 from core.choices import options
@@ -497,6 +497,7 @@ def statements_run() -> Any:
     _require_manager()
     _csrf()
     counts = svc.run_settlements()
+    audit.record("run", Settlement.__tablename__, None, counts)
     db.session.commit()
     flash(
         _(

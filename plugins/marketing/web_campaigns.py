@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from core import access
+from core import access, audit
 from core.extend import db
 from core.i18n import pick
 from core.models import Customer
@@ -211,6 +211,7 @@ def message_replied(message_id: int) -> Any:
     if message is None:
         abort(404)
     svc.mark(message, "replied")
+    audit.record("update", Message.__tablename__, message.id, {"state": "replied"})
     db.session.commit()
     return redirect(request.referrer or url_for("marketing.outbox"))
 

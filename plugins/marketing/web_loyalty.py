@@ -265,6 +265,9 @@ def loyalty_reward_toggle(reward_id: int) -> Any:
     reward = db.session.get(Reward, reward_id) if 0 < reward_id <= MAX_ID else None
     if reward is None:
         abort(404)
+    from core import audit
+
     reward.active = not reward.active
+    audit.record("update", Reward.__tablename__, reward.id, {"active": reward.active})
     db.session.commit()
     return redirect(url_for("marketing.loyalty_page"))

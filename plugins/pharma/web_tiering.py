@@ -23,8 +23,8 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
+from core import audit, keyset, workflow
 from core import fields as ext
-from core import keyset, workflow
 from core.customers import get_visible
 from core.db import capped_count
 from core.extend import Sort, db
@@ -449,6 +449,7 @@ def tiering_recompute() -> Any:
         flash(_("No active scheme: create or activate one first."))
         return redirect(url_for("pharma.tiering_settings"))
     counts = tiering.recompute()
+    audit.record("recompute", "pharma_tier", None, counts)
     db.session.commit()
     flash(
         _(

@@ -29,6 +29,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
+from core import audit
 from core.customers import search_clause
 from core.extend import db
 from core.i18n import pick
@@ -487,16 +488,17 @@ def class_add() -> Any:
         )
     )
     code = f"{level[:3]}_{secrets.token_hex(5)}"
-    db.session.add(
-        ComplaintClass(
-            level=level,
-            code=code,
-            name=name,
-            name_en=name_en or None,
-            parent_id=parent.id if parent else None,
-            position=position or 0,
-        )
+    entry = ComplaintClass(
+        level=level,
+        code=code,
+        name=name,
+        name_en=name_en or None,
+        parent_id=parent.id if parent else None,
+        position=position or 0,
     )
+    db.session.add(entry)
+    db.session.flush()
+    audit.record("create", ComplaintClass.__tablename__, entry.id, {"level": level, "name": name})
     db.session.commit()
     flash(_("Added: %(name)s.", name=name))
     return redirect(url_for("property.settings") + "#classifier")
@@ -516,6 +518,7 @@ def class_edit(class_id: int) -> Any:
         if not name or len(name) > 80 or "\x00" in name or len(name_en) > 80:
             return _settings_page({f"class-{entry.id}": _("Give a name of at most 80 characters.")})
         entry.name, entry.name_en = name, name_en or None
+    audit.record("update", ComplaintClass.__tablename__, entry.id, {"action": action})
     db.session.commit()
     flash(_("Saved."))
     return redirect(url_for("property.settings") + "#classifier")
@@ -563,16 +566,17 @@ def rule_add() -> Any:
     if building_id and not estate_id:
         estate_id = db.session.get(Building, building_id).estate_id  # type: ignore[union-attr]
     position = db.session.scalar(select(func.coalesce(func.max(DispatchRule.position), 0) + 1))
-    db.session.add(
-        DispatchRule(
-            category_id=category_id,
-            estate_id=estate_id,
-            building_id=building_id,
-            team_id=team_id,
-            assignee_id=assignee_id,
-            position=position or 0,
-        )
+    rule = DispatchRule(
+        category_id=category_id,
+        estate_id=estate_id,
+        building_id=building_id,
+        team_id=team_id,
+        assignee_id=assignee_id,
+        position=position or 0,
     )
+    db.session.add(rule)
+    db.session.flush()
+    audit.record("create", DispatchRule.__tablename__, rule.id, {"team_id": team_id})
     db.session.commit()
     flash(_("Dispatch rule added."))
     return redirect(url_for("property.settings") + "#dispatch")
@@ -583,6 +587,7 @@ def rule_delete(rule_id: int) -> Any:
     _require_manager()
     rule = _get(DispatchRule, rule_id)
     _csrf()
+    audit.record("delete", DispatchRule.__tablename__, rule.id, {"team_id": rule.team_id})
     db.session.delete(rule)
     db.session.commit()
     flash(_("Dispatch rule removed."))
@@ -625,12 +630,20 @@ def sla_save() -> Any:
             SlaRule.category_id == category_id if category_id else SlaRule.category_id.is_(None),
         )
     )
+    created = rule is None
     if rule is None:
         rule = SlaRule(category_id=category_id, priority=priority, **minutes)
         db.session.add(rule)
     else:
         rule.response_minutes = minutes["response_minutes"]
         rule.resolution_minutes = minutes["resolution_minutes"]
+    db.session.flush()
+    audit.record(
+        "create" if created else "update",
+        SlaRule.__tablename__,
+        rule.id,
+        {"priority": priority, "category_id": category_id, **minutes},
+    )
     db.session.commit()
     flash(_("SLA rule saved."))
     return redirect(url_for("property.settings") + "#sla")
@@ -641,6 +654,7 @@ def sla_delete(rule_id: int) -> Any:
     _require_manager()
     rule = _get(SlaRule, rule_id)
     _csrf()
+    audit.record("delete", SlaRule.__tablename__, rule.id, {"priority": rule.priority})
     db.session.delete(rule)
     db.session.commit()
     flash(_("SLA rule removed."))

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from core import audit
 from core.extend import db
 from plugins.surveys import questionnaires as svc
 from plugins.surveys.blueprint import bp, is_manager, require_manager
@@ -108,6 +109,9 @@ def _change(questionnaire_id: int, action: Any) -> Any:
     q = _get(questionnaire_id)
     try:
         action(q)
+        # One row per edit of the questionnaire (renamed, a section, dimension or question
+        # added); the old → new values of a rename come from the ORM's history.
+        audit.record("update", Questionnaire.__tablename__, q.id, {"edit": request.endpoint})
         db.session.commit()
     except svc.QuestionnaireRefused as exc:
         db.session.rollback()
@@ -174,6 +178,7 @@ def question_delete(question_id: int) -> Any:
     if problem:
         db.session.rollback()
         return _editor(_get(q_id), {"delete": problem}, 409)
+    audit.record("delete", Question.__tablename__, question_id, {"questionnaire_id": q_id})
     db.session.commit()
     flash(_("Question removed."))
     return redirect(url_for("surveys.questionnaire", questionnaire_id=q_id))
