@@ -36,7 +36,7 @@ from tests.test_isolation import _login, _match, _Page, _seed
 CODE = "audit-co"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 #: Pages crawled per endpoint that takes path values, and forms kept per write endpoint.
-PER_ENDPOINT, FORMS = 2, 3
+PER_ENDPOINT, FORMS = 8, 4
 #: Records of an API resource whose transitions are tried.
 TRANSITION_RECORDS = 4
 
@@ -78,7 +78,6 @@ XFAIL: dict[str, str] = {
     "insurance.agent_edit": NO_CHANGE,
     "insurance.agent_new": NO_CHANGE,
     "insurance.lead_transition": NO_CHANGE,
-    "insurance.policy_edit": NO_CHANGE,
     "insurance.policy_new": NO_CHANGE,
     "insurance.policy_renewal": NO_FORM,
     "insurance.schedules": NO_CHANGE,
@@ -86,7 +85,6 @@ XFAIL: dict[str, str] = {
     "interactions.done": NO_FORM,
     "interactions.edit": NO_FORM,
     "marketing.campaign_launch": NO_FORM,
-    "marketing.enrol": NO_FORM,
     "marketing.record_consent": NO_CHANGE,
     "marketing.redeem": NO_CHANGE,
     "marketing.segment_import": NO_FORM,
@@ -105,8 +103,6 @@ XFAIL: dict[str, str] = {
     "property.resident_link": NO_CHANGE,
     "property_public.complaint": NO_FORM,
     "sales.opportunity_call": NO_CHANGE,
-    "sales.opportunity_climate_add": NO_CHANGE,
-    "sales.opportunity_climate_remove": NO_FORM,
     "sales.order_edit": NO_CHANGE,
     "sales.order_new": NO_CHANGE,
     "sales.payment_reverse": NO_FORM,
@@ -117,9 +113,7 @@ XFAIL: dict[str, str] = {
     "surveys_public.answer": NO_FORM,
     "tickets.assignment": NO_FORM,
     "tickets.record_followup": NO_FORM,
-    "tickets.service_recovery": NO_CHANGE,
     "tickets.settings_sla": NO_CHANGE,
-    "tickets.transition": NO_FORM,
 }
 
 
