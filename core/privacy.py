@@ -33,6 +33,7 @@ from core import audit
 from core import fields as ext
 from core.db import db
 from core.models import (
+    AuditLog,
     Comment,
     Contact,
     Customer,
@@ -221,6 +222,19 @@ def erase_person(customer: Customer, user: User) -> None:
         CustomerTag.__table__.delete().where(CustomerTag.__table__.c.customer_id == cid)
     )
     _hooks().guanxi_erase_personal_data(customer=customer)
+    # The audit log keeps who did what and when to the person's rows, not the old → new
+    # values it recorded of them (names, phones, subjects).
+    db.session.execute(
+        update(AuditLog)
+        .where(
+            or_(
+                (AuditLog.entity_type == "customer") & (AuditLog.entity_id == cid),
+                (AuditLog.entity_type == "service_ticket") & AuditLog.entity_id.in_(ticket_ids),
+            )
+        )
+        .values(data=None)
+        .execution_options(synchronize_session=False)
+    )
     audit.record("erase", "customer", cid, {"tickets": len(ticket_ids)}, user_id=user.id)
     db.session.flush()
     db.session.expire_all()

@@ -125,3 +125,24 @@ def test_export_needs_permission_and_is_audited(app, db, client, company, login_
         db.session.add(CompanySetting(key="permissions", value={"export": ["manager"]}))
         db.session.commit()
     assert client.get("/audit/export.csv").status_code == 403
+
+
+def test_erasure_drops_the_old_and_new_values_of_the_person(app, db, client, company, login_as):
+    from core import audit, privacy
+
+    acme = company()
+    boss = login_as("admin", acme)
+    with company_scope(acme.id):
+        customer = Customer(name="王小明", phone="13900001111")
+        db.session.add(customer)
+        db.session.flush()
+        customer.phone = "13900002222"
+        audit.record("update", "customer", customer.id, user_id=boss.id)
+        db.session.commit()
+        (row,) = _rows(db, acme.id, action="update")
+        assert row.data["changes"]["phone"] == ["13900001111", "13900002222"]
+        privacy.erase_person(customer, boss)
+        db.session.commit()
+    (row,) = _rows(db, acme.id, action="update")
+    assert not row.data and row.user_id == boss.id  # who and when stay, the values go
+    assert _rows(db, acme.id, action="erase")
