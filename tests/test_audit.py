@@ -146,3 +146,25 @@ def test_erasure_drops_the_old_and_new_values_of_the_person(app, db, client, com
     (row,) = _rows(db, acme.id, action="update")
     assert not row.data and row.user_id == boss.id  # who and when stay, the values go
     assert _rows(db, acme.id, action="erase")
+
+
+def test_viewer_query_count_does_not_grow_with_page_size(app, db, client, company, login_as):
+    from core.testing import QueryCounter
+
+    acme = company()
+    boss = login_as("admin", acme)
+    with company_scope(acme.id):
+        for n in range(30):
+            db.session.add(
+                AuditLog(action="update", entity_type="customer", entity_id=n + 1, user_id=boss.id)
+            )
+        db.session.commit()
+    counts = []
+    for size in (5, 25):
+        app.config["LIST_PAGE_SIZE"] = size
+        client.get("/audit/")  # warm the per-app caches
+        with QueryCounter(db.engine) as counter:
+            page = client.get("/audit/").get_data(as_text=True)
+        assert page.count("data-audit=") == size
+        counts.append(counter.count)
+    assert counts[0] == counts[1], counts
