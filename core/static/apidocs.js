@@ -14,5 +14,10 @@
     tryItOutEnabled: false,
     persistAuthorization: false,
     validatorUrl: null,
+    // "Try it out" writes with the login session, so it sends the page's CSRF token.
+    requestInterceptor: function (req) {
+      req.headers["X-CSRFToken"] = mount.getAttribute("data-csrf") || "";
+      return req;
+    },
   });
 })();
