@@ -16,6 +16,7 @@ from core import tenancy
 from core.db import db
 from core.migrations import configure as configure_migrations
 from core.plugins import PluginManager
+from core.routing import LazyBuildRule
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -40,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(Path(__file__).parent / "static"),
         root_path=str(ROOT),
     )
+    app.url_rule_class = LazyBuildRule
     app.config.update(settings)
 
     db.init_app(app)
