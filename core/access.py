@@ -21,11 +21,13 @@ own page's rules and still names its customer. CLI commands, jobs and tests outs
 not narrowed; code that must see every customer inside a request says so with
 :func:`all_customers`.
 
-**Permissions.** Roles without ``pii`` (by default only ``viewer``) see phone numbers masked
-(``138****8000``) on pages, in exports and in the API. Roles without ``export`` (by default sales
-reps and viewers: a customer list should not leave with a rep) cannot download lists or
-reports. A company may change who lacks which permission with its setting ``permissions``.
-See docs/access.md.
+**Permissions** are declared in :mod:`core.permissions` (core) and by plugins
+(``guanxi_permissions``); :func:`has_permission` answers for the request's member. Roles without
+``pii`` (by default only ``viewer``) see phone numbers, ID numbers and addresses masked
+(``138****8000``) on pages, in exports and in the API (:func:`phone`, :func:`mask`). Roles
+without ``export`` (by default sales reps and viewers: a customer list should not leave with a
+rep) cannot download lists or reports. A company may change who lacks which permission with its
+setting ``permissions``. See docs/access.md.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from flask import g, has_request_context
 from sqlalchemy import event, false, select, true
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
+from core import permissions
 from core.tenancy import _unscoped, current_company_id
 
 #: Record rule of each role for customers (a company may override it: setting ``record_rules``).
@@ -53,14 +56,6 @@ DEFAULT_RULES: dict[str, str] = {
 #: The rule of a role the mapping does not name (a plugin's role): record rules narrow only the
 #: roles they name. A rule name that is not in :data:`RULE_NAMES` counts as ``own`` (fail closed).
 FALLBACK_RULE = "all"
-
-#: Roles *without* each permission of the core; every other role holds it.
-WITHHELD: dict[str, tuple[str, ...]] = {
-    "pii": ("viewer",),
-    # Downloading lists and reports (CSV/XLSX): a whole customer base leaves with one click,
-    # so reps and viewers work on screen; every export is audited.
-    "export": ("sales_rep", "viewer"),
-}
 
 SETTING_KEY = "record_rules"
 PERMISSIONS_KEY = "permissions"
@@ -111,13 +106,11 @@ def rules() -> dict[str, str]:
 
     if current_company_id() is None:
         return dict(DEFAULT_RULES)
-    merged = dict(DEFAULT_RULES)
     with all_customers():
         value = db.session.scalar(
             select(CompanySetting.value).where(CompanySetting.key == SETTING_KEY)
         )
-    if isinstance(value, dict):
-        merged.update({k: v for k, v in value.items() if isinstance(v, str)})
+    merged = merged_rules(value)
     if has_request_context():
         g._guanxi_record_rules = merged
     return merged
@@ -125,8 +118,22 @@ def rules() -> dict[str, str]:
 
 def rule_for(role: str | None) -> str:
     """The name of the customer record rule of ``role`` (an unknown name counts as ``own``)."""
-    name = rules().get(role or "", FALLBACK_RULE)
+    return rule_in(rules(), role)
+
+
+def rule_in(mapping: dict[str, str], role: str | None) -> str:
+    """The rule of ``role`` under a role → rule ``mapping`` like :func:`rules`'s (an unknown
+    rule name counts as ``own``)."""
+    name = mapping.get(role or "", FALLBACK_RULE)
     return name if name in RULE_NAMES else "own"
+
+
+def merged_rules(value: Any) -> dict[str, str]:
+    """:data:`DEFAULT_RULES` overlaid by a company's setting ``record_rules`` (its JSON value)."""
+    merged = dict(DEFAULT_RULES)
+    if isinstance(value, dict):
+        merged.update({k: v for k, v in value.items() if isinstance(v, str)})
+    return merged
 
 
 def current_rule() -> str:
@@ -199,33 +206,36 @@ def can_see(customer: Any) -> bool:
     return owners is None or customer.owner_id in owners
 
 
-def withheld() -> dict[str, tuple[str, ...]]:
-    """Permission → roles without it, for the company in scope: :data:`WITHHELD` overlaid by
-    the company's setting ``permissions`` (``{"export": ["viewer"]}`` lets reps export)."""
+def company_permissions() -> dict[str, tuple[str, ...]]:
+    """The company in scope's setting ``permissions`` as ``{permission: roles without it}``
+    (see :mod:`core.permissions`); empty outside a company. Cached per request."""
     if has_request_context() and "_guanxi_withheld" in g:
         return g._guanxi_withheld
     from core.db import db
     from core.models import CompanySetting
 
-    merged = dict(WITHHELD)
+    value = None
     if current_company_id() is not None:
         with all_customers():
             value = db.session.scalar(
                 select(CompanySetting.value).where(CompanySetting.key == PERMISSIONS_KEY)
             )
-        if isinstance(value, dict):
-            for perm, roles in value.items():
-                if perm in WITHHELD and isinstance(roles, list):
-                    merged[perm] = tuple(r for r in roles if isinstance(r, str))
+    merged = permissions.overrides(value)
     if has_request_context():
         g._guanxi_withheld = merged
     return merged
 
 
 def has_permission(name: str) -> bool:
-    """Whether the request's member holds permission ``name`` (outside requests: yes)."""
+    """Whether the request's member holds permission ``name`` in the company in scope: the
+    declaration's default roles, unless the company setting ``permissions`` names it. Outside
+    a member's request (CLI, jobs): yes. A name nobody declared: no, ever (fail closed)."""
+    if name not in permissions.declared():
+        return False
     member = _member()
-    return member is None or member.role not in withheld().get(name, ())
+    if member is None:
+        return True
+    return permissions.grant(name, member.role, company_permissions()).held
 
 
 def mask_phone(value: str | None) -> str:
@@ -236,6 +246,32 @@ def mask_phone(value: str | None) -> str:
     if len(text) < 8:
         return "****" + text[-2:] if len(text) > 4 else "****"
     return text[:3] + "****" + text[-4:]
+
+
+def mask_address(value: str | None) -> str:
+    """``北京市朝阳区建国路88号`` → ``北京市朝阳区****``: the first third (at most six characters,
+    about the city and district) kept, the street and number hidden."""
+    if not value:
+        return ""
+    text = value.strip()
+    return text[: min(6, len(text) // 3)] + "****"
+
+
+def mask(value: Any, kind: str = "id") -> Any:
+    """``value`` masked as personal data of ``kind`` (``phone``, ``id``, ``address``); ``None``
+    stays ``None``. Numbers and dates become ``****``."""
+    if value is None or value == "":
+        return value
+    if not isinstance(value, str):
+        return "****"
+    return mask_address(value) if kind == "address" else mask_phone(value)
+
+
+def private(value: Any, kind: str = "id") -> Any:
+    """``value`` as the current request may see it: whole with ``pii``, else :func:`mask`."""
+    if value is None or value == "" or has_permission("pii"):
+        return value
+    return mask(value, kind)
 
 
 def phone(value: str | None) -> str:

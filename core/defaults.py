@@ -17,6 +17,7 @@ from core.clocks import ObligationKind
 from core.db import db
 from core.jobs import Job, daily, every
 from core.models import ServiceTicket, SlaPolicy
+from core.permissions import CORE_PERMISSIONS, Permission
 from core.plugins import hookimpl
 from core.workflow import State, Transition, Workflow
 
@@ -169,6 +170,11 @@ def guanxi_choices() -> list[Choice]:
         for list_name, values in {**CHOICES, **classify.LABELS}.items()
         for value, label, label_zh in values
     ]
+
+
+@hookimpl
+def guanxi_permissions() -> list[Permission]:
+    return list(CORE_PERMISSIONS)
 
 
 @hookimpl

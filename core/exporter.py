@@ -6,9 +6,9 @@ million. CSV is UTF-8 with a BOM (Excel opens it with the Chinese intact). XLSX 
 openpyxl's write-only workbook, which spools rows to a temporary file; the finished file is sent
 in chunks.
 
-Callers check the ``export`` permission (:func:`core.access.has_permission`) and write the audit
-row before streaming; values they pass are already what the caller may see (masked phones stay
-masked).
+Callers check the ``export`` permission (:func:`authorize`, or
+:func:`core.permissions.abort_without`) and write the audit row before streaming; values they
+pass are already what the caller may see (masked phones stay masked).
 """
 
 from __future__ import annotations
@@ -87,14 +87,13 @@ def xlsx_chunks(
 def authorize(entity_type: str, filters: Any = None) -> None:
     """Refuse (403) an export without the ``export`` permission; else audit it (committed now,
     before the stream starts, so a download that breaks off is still on record)."""
-    from flask import abort, request
-    from flask_babel import gettext as _
+    from flask import request
 
-    from core import access, audit
+    from core import audit
     from core.db import db
+    from core.permissions import abort_without
 
-    if not access.has_permission("export"):
-        abort(403, _("Your role may not download lists or reports; ask a manager."))
+    abort_without("export")
     details = filters.to_dict(flat=False) if hasattr(filters, "to_dict") else (filters or {})
     audit.record("export", entity_type, None, {"filters": details, "path": request.path})
     db.session.commit()

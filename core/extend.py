@@ -6,6 +6,7 @@ Everything named in ``__all__`` keeps its name and meaning across minor versions
 from collections.abc import Sequence
 from typing import Any
 
+from core.access import has_permission
 from core.api.resources import Resource, customer_joined
 from core.api.schemas import model_schema
 from core.choices import Choice
@@ -16,6 +17,7 @@ from core.i18n import pick
 from core.jobs import Job, daily, every, monthly
 from core.keyset import Sort
 from core.models import Company, Customer, User
+from core.permissions import Permission, abort_without
 from core.plugins import Manifest, PluginError, hookimpl
 from core.plugins.parts import Parts
 from core.plugins.settings import Setting, plugin_settings
@@ -49,6 +51,7 @@ def field_values(
 
 
 __all__ = [
+    "abort_without",
     "check_csrf",
     "csrf_checked_in_view",
     "Choice",
@@ -61,6 +64,7 @@ __all__ = [
     "ObligationKind",
     "Panel",
     "Parts",
+    "Permission",
     "PluginError",
     "PublicBlueprint",
     "Report",
@@ -86,6 +90,7 @@ __all__ = [
     "db",
     "every",
     "field_values",
+    "has_permission",
     "hookimpl",
     "model_schema",
     "monthly",

@@ -44,6 +44,7 @@ from werkzeug.datastructures import MultiDict
 from wtforms import validators as v
 from wtforms.fields.choices import SelectChoice
 
+from core import access
 from core.db import db
 from core.i18n import pick
 from core.plugins.manifest import PluginError
@@ -66,6 +67,10 @@ class Field:
     ``max_length`` strings (default 200); ``scale`` is the decimal places of a ``decimal``.
     ``kinds`` (type ``customer`` only) are the ``customer_kind`` values the referenced
     customer may have (empty: any customer of the company).
+    ``pii`` marks personal data (an ID number, a home address, a birthday): roles without the
+    ``pii`` permission see it masked on pages, in the API and in exports, like phone numbers
+    (strings keep their first three and last four characters, ``address`` fields the first
+    few; other types show ``****``). ``pii="address"`` masks the value as an address.
     """
 
     model: str
@@ -84,6 +89,7 @@ class Field:
     help: str = ""
     plugin: str = ""
     kinds: tuple[str, ...] = ()
+    pii: bool | str = False
 
     @property
     def key(self) -> str:
@@ -348,8 +354,19 @@ def reference_lookup(field: Field) -> dict[str, int | None]:
 
 
 def dump(fields: Sequence[Field], values: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-ready values of ``fields`` (missing values as ``None``)."""
-    return schema(fields).dump({f.key: values.get(f.key) for f in fields})
+    """JSON-ready values of ``fields`` (missing values as ``None``; ``pii`` fields masked for
+    a request without the ``pii`` permission)."""
+    out = schema(fields).dump({f.key: values.get(f.key) for f in fields})
+    if any(f.pii for f in fields) and not access.has_permission("pii"):
+        for f in fields:
+            if f.pii:
+                out[f.key] = masked(f, out[f.key])
+    return out
+
+
+def masked(field: Field, value: Any) -> Any:
+    """``value`` of ``field`` masked as personal data (see :class:`Field`'s ``pii``)."""
+    return access.mask(value, "address" if field.pii == "address" else "id")
 
 
 # -- WTForms ----------------------------------------------------------------------------------
@@ -633,11 +650,14 @@ def _flat(messages: Any) -> list[str]:
 # -- CSV and display --------------------------------------------------------------------------
 
 
-def csv_value(field: Field, value: Any) -> str:
+def csv_value(field: Field, value: Any, pii: bool | None = None) -> str:
     """The CSV text of a value (dates ISO, booleans ``true``/``false``, choices as codes,
-    customers by name)."""
+    customers by name). A ``pii`` field's value is masked unless ``pii`` is true (default:
+    whether the request holds the ``pii`` permission)."""
     if value is None:
         return ""
+    if field.pii and not (access.has_permission("pii") if pii is None else pii):
+        return str(masked(field, _plain(value)))
     if isinstance(value, CustomerRef):
         return value.name
     if isinstance(value, bool):
@@ -652,6 +672,8 @@ def csv_value(field: Field, value: Any) -> str:
 def display(field: Field, value: Any) -> str:
     """The value as a person reads it (choice labels in their language; a customer's name,
     linked to the customer's page in a request)."""
+    if field.pii and value is not None and not access.has_permission("pii"):
+        return str(masked(field, _plain(value)))
     if field.type == "choice":
         return field.choice_label(value)
     if field.type == "customer" and value is not None:
@@ -659,6 +681,11 @@ def display(field: Field, value: Any) -> str:
     if field.type == "boolean" and value is not None:
         return pick("yes", "是") if value else pick("no", "否")
     return csv_value(field, value)
+
+
+def _plain(value: Any) -> Any:
+    """A value as text before masking (a referenced customer by name)."""
+    return value.name if isinstance(value, CustomerRef) else value
 
 
 def _customer_link(value: Any) -> Any:

@@ -27,9 +27,12 @@ TAG = Text(validate=[ma.validate.Length(min=1, max=60)])
 
 
 def mask_phones(out: list[dict], records: Sequence[Any]) -> list[dict]:
-    """``out`` (the JSON of ``records``) with phones masked for roles without ``pii``."""
+    """``out`` (the JSON of ``records``) with phones (and addresses, where the record has one)
+    masked for roles without ``pii``."""
     for data, record in zip(out, records, strict=True):
         data["phone"] = access.phone(record.phone) or None
+        if "address" in data:
+            data["address"] = access.private(record.address, "address") or None
     return out
 
 

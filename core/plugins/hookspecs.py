@@ -4,7 +4,7 @@ Two families, combined by explicit rules and never by pluggy's call order:
 
 * **Declarations** (``guanxi_extension_fields``, ``guanxi_choices``, ``guanxi_workflows``,
   ``guanxi_obligation_kinds``, ``guanxi_jobs``, ``guanxi_blueprints``,
-  ``guanxi_api_resources``, ``guanxi_reports``): called once at start for
+  ``guanxi_api_resources``, ``guanxi_reports``, ``guanxi_permissions``): called once at start for
   every installed plugin; each returns a list, the lists are concatenated and every item is
   tagged with the plugin that declared it. What a company sees is then narrowed to the plugins it
   enabled, so a disabled plugin's fields, choices, workflows, clocks, jobs and pages vanish for
@@ -109,6 +109,20 @@ def guanxi_reports() -> list[Any]:
     the companies that enabled the plugin (404 for the others), to the roles it names (every
     member when it names none), with CSV/XLSX download for roles holding ``export``.
     Combination: concatenated; a duplicate report name stops the start-up.
+    """
+
+
+@hookspec
+def guanxi_permissions() -> list[Any]:
+    """Declare permissions: named rights that roles bundle per company.
+
+    Return a list of :class:`core.permissions.Permission` (name, label, label_zh, description,
+    the ``roles`` holding it by default). Check one with ``has_permission(name)`` (in templates
+    too) or refuse with ``abort_without(name)``, whose 403 names the permission. A company
+    changes who holds it with its setting ``permissions``; the admin page
+    ``/settings/permissions`` lists it with each member's grant. Start a plugin's names with
+    the plugin's name (``insurance.commission_approve``).
+    Combination: concatenated; a duplicate permission name stops the start-up.
     """
 
 

@@ -59,6 +59,7 @@ class Registry:
     blueprint_owner: dict[str, str] = field(default_factory=dict)
     api_resources: dict[str, Any] = field(default_factory=dict)
     reports: dict[str, Any] = field(default_factory=dict)
+    permissions: dict[str, Any] = field(default_factory=dict)
 
     def fields_for(self, model: str, enabled: Iterable[str]) -> list[Any]:
         """Extension fields on ``model`` of the ``enabled`` plugins, in declaration order."""
@@ -226,6 +227,7 @@ class PluginManager:
             ("obligation_kinds", "guanxi_obligation_kinds"),
             ("jobs", "guanxi_jobs"),
             ("reports", "guanxi_reports"),
+            ("permissions", "guanxi_permissions"),
         ):
             target = getattr(reg, attr)
             for plugin, item in self._declared(hook):

@@ -333,9 +333,10 @@ def _export_batch(
         core = [getattr(customer, c) for c in CORE_COLUMNS]
         if not pii:
             core[CORE_COLUMNS.index("phone")] = access.mask_phone(customer.phone)
+            core[CORE_COLUMNS.index("address")] = access.mask(customer.address, "address")
         names = [
             owners.get(customer.owner_id, ""),
             channels.get(customer.channel_id, ""),
             "; ".join(tags.get(customer.id, [])),
         ]
-        yield core + names + [ext.csv_value(f, values.get(f.key)) for f in fields]
+        yield core + names + [ext.csv_value(f, values.get(f.key), pii=pii) for f in fields]

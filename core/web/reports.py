@@ -20,9 +20,10 @@ from flask_login import login_required
 from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 
-from core import access, audit, exporter, reports
+from core import audit, exporter, reports
 from core.db import db
 from core.i18n import pick
+from core.permissions import abort_without
 from core.plugins import current as current_plugins
 from core.web.helpers import require_member, role
 from core.web.panels import Panel
@@ -119,8 +120,7 @@ def detail(name: str) -> tuple[str, int]:
 def export(name: str, fmt: str) -> Response:
     """The report's table as CSV (UTF-8 with BOM) or XLSX; needs ``export``; audited."""
     report = find(name)
-    if not access.has_permission("export"):
-        abort(403, _("Your role may not download reports; ask a manager."))
+    abort_without("export")
     values, errors = reports.parse(report, request.args)
     if errors:
         return Response(
