@@ -1,6 +1,7 @@
 """The ``guanxi`` command line.
 
-``serve``, ``demo``, ``db upgrade|current|revision``, ``plugins list|enable|disable``,
+``serve``, ``demo``, ``db upgrade|current|revision``, ``backup``, ``restore``,
+``plugins list|enable|disable``,
 ``plugin new`` (a plugin package to start from),
 ``jobs list|run-due``, ``import``, ``users create`` and ``tokens create|list|revoke``, plus
 Flask's own ``routes`` and ``shell``.
@@ -133,6 +134,75 @@ def db_revision(message: str, plugin: str | None, empty: bool) -> None:
         revision(message, plugin=plugin, autogenerate=not empty)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+# -- backup and restore -------------------------------------------------------------------------
+
+
+@main.command("backup")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@with_appcontext
+def backup_command(file: str | None) -> None:
+    """Write a consistent copy of the database to FILE while Guanxi keeps serving
+    (default: ./guanxi-backup-YYYYMMDD-HHMMSS.zip, UTC); see docs/operations.md."""
+    from pathlib import Path
+
+    from core import backup as engine
+
+    path = Path(file) if file else engine.default_path()
+    try:
+        done = engine.backup(db.engine, path)
+    except engine.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    m = done.manifest
+    click.echo(f"wrote {done.path} ({engine.human_size(done.size)}) in {done.seconds:.1f} s")
+    click.echo(f"  {engine.KIND_NAMES[m.kind]} database {m.source}, by {m.tool}")
+    click.echo(f"  {len(m.tables)} tables, {m.rows:,} rows; revisions {', '.join(m.alembic_heads)}")
+
+
+@main.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace the contents of a database that has rows.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (with --force).")
+@with_appcontext
+def restore_command(file: str, force: bool, yes: bool) -> None:
+    """Replace the database's contents with the backup FILE (all or nothing); see
+    docs/operations.md. Stop the web workers first."""
+    from pathlib import Path
+
+    from core import backup as engine
+
+    try:
+        plan = engine.check(db.engine, Path(file))
+    except engine.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    m = plan.manifest
+    if plan.target_rows:
+        held = f"{plan.target_rows:,} rows in {len(plan.target_tables)} tables"
+        if not force:
+            raise click.ClickException(
+                f"the database {plan.target} is not empty ({held}); nothing was changed. "
+                "Restore with --force to replace its contents"
+            )
+        if not yes:
+            click.confirm(
+                f"replace the {held} of {plan.target} with the backup taken {m.created_at}?",
+                abort=True,
+            )
+    db.session.remove()
+    try:
+        done = engine.restore(db.engine, plan)
+    except engine.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"restored {len(m.tables)} tables, {m.rows:,} rows from {plan.path} "
+        f"(taken {m.created_at}) into {plan.target} in {done.seconds:.1f} s"
+    )
+    if plan.schema == "older":
+        click.echo(
+            f"the backup's schema is older than this code (it lacks {', '.join(plan.missing)}): "
+            "run `guanxi db upgrade` before serving"
+        )
 
 
 # -- plugins ----------------------------------------------------------------------------------
