@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from load_users import READS, WRITES, BaselineUser, Stats, Target, User  # noqa: E402
-from scratch import GUANXI, Scratch, free_port, scratch_database  # noqa: E402
+from scratch import GUANXI, Scratch, free_port, interruptible, scratch_database  # noqa: E402
 
 PASSWORD = "load-test-1"
 ROLES = ("admin", "manager", "service_agent")
@@ -299,19 +299,8 @@ def run(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _interruptible() -> None:
-    """Ctrl-C and SIGTERM unwind through the ``finally`` blocks (server, subprocess, scratch
-    database), also when the script was started in the background (SIGINT ignored)."""
-
-    def stop(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-
-
 def main() -> None:
-    _interruptible()
+    interruptible()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--users", type=int, default=50)
