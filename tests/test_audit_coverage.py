@@ -178,6 +178,7 @@ class World:
     secret: str
     forms: dict[str, list[tuple[str, dict[str, str], dict[str, str]]]]
     watch: Watch
+    ids: dict[str, str] = field(default_factory=dict)  # "<table>_id" -> one of the company's rows
     counts: dict[str, int] = field(default_factory=lambda: {"requests": 0, "changes": 0})
 
 
@@ -262,7 +263,7 @@ def world(_guanxi_schema: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         crawled = time.monotonic() - seeded
         print(f"\naudit: seeded in {seeded - started:.1f}s, crawled in {crawled:.1f}s")
         watch = Watch()
-        w = World(app, company.id, admin.id, secret, forms, watch)
+        w = World(app, company.id, admin.id, secret, forms, watch, _first_ids(db, company.id))
         event.listen(db.engine, "before_cursor_execute", watch)
         print(f"\naudit world ready in {time.monotonic() - started:.1f}s")
         try:
@@ -306,14 +307,35 @@ def _value(name: str, kind: str, n: int) -> str | None:
     return None
 
 
-def _filled(fields: dict[str, str], types: dict[str, str], edit: bool, n: int) -> dict[str, str]:
+def _first_ids(db: Any, company_id: int) -> dict[str, str]:
+    """``{"customer_id": "<id>", ...}``: a row of the company in each tenant table, for empty
+    ``<table>_id`` fields (pickers typed into, not chosen from a list). Ids are the company's own:
+    on PostgreSQL they are far from 1, since sequences are not reset between tests."""
+    existing = set(sa.inspect(db.engine).get_table_names())
+    ids = {}
+    with db.engine.connect() as conn:
+        for table in db.metadata.sorted_tables:
+            if table.name in existing and {"id", "company_id"} <= set(table.c.keys()):
+                first = conn.scalar(
+                    sa.select(sa.func.min(table.c.id)).where(table.c.company_id == company_id)
+                )
+                if first is not None:
+                    ids[f"{table.name}_id"] = str(first)
+    return ids
+
+
+def _filled(
+    fields: dict[str, str], types: dict[str, str], edit: bool, n: int, ids: dict[str, str]
+) -> dict[str, str]:
     """``fields`` with empty ones given values; with ``edit`` the text fields changed too."""
     out = dict(fields)
     for name, value in fields.items():
         kind = types.get(name, "text")
         if kind in ("hidden", "checkbox", "radio", "select"):
             continue
-        if not value:
+        if not value and name in ids:
+            out[name] = ids[name]
+        elif not value:
             out[name] = _value(name, kind, n) or value
         elif edit and (kind in ("text", "textarea", "search") and TEXTS.search(name.lower())):
             out[name] = f"{value}·改{n}"[:60]
@@ -348,7 +370,7 @@ def _web(w: World, endpoint: str) -> Iterator[tuple[str, list[str]]]:
     for n, (url, fields, types) in enumerate(forms):
         for edit in (False, True):
             _login(client, w.admin_id, w.company_id)
-            body = _filled(fields, types, edit, n + (10 if edit else 0))
+            body = _filled(fields, types, edit, n + (10 if edit else 0), w.ids)
             _resp, changed = _send(w, client, "POST", url, data=body)
             yield f"POST {url} {body}"[:300], changed
             if changed:
