@@ -10,6 +10,7 @@ from flask_babel import Babel
 from flask_login import LoginManager, current_user
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import config as config_module
 from core import tenancy
@@ -69,6 +70,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_web(app)
     for _plugin, blueprint in manager.registry.blueprints:
         app.register_blueprint(blueprint)
+
+    if app.config.get("PROXY_COUNT"):
+        # Trust exactly that many proxies' X-Forwarded-For/-Proto/-Host/-Port/-Prefix, so login
+        # throttling and the audit see the client's address, not nginx's (and nobody else's
+        # forged header is believed).
+        hops = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
+    if app.config.get("BROKER_URL"):
+        from core import worker
+
+        worker.install(app)
 
     app.before_request(_enter_company)
     app.teardown_request(_leave_company)

@@ -351,16 +351,51 @@ def _schedule_text(schedule: object) -> str:
 
 @jobs.command("run-due")
 @click.option("--job", "only", help="Run only this job (if due).")
+@click.option(
+    "--inline", is_flag=True, help="Run the due jobs here even when Celery workers are configured."
+)
 @with_appcontext
-def jobs_run_due(only: str | None) -> None:
-    """Run every due job once per period (safe to start on several machines at once)."""
+def jobs_run_due(only: str | None, inline: bool) -> None:
+    """Run every due job once per period (safe to start on several machines at once).
+
+    With GUANXI_BROKER_URL set, the due runs are queued for the workers (``queued``)."""
     from core import jobs as engine
 
     known = current_app.extensions["guanxi.plugins"].registry.jobs
     if only and only not in known:
         raise click.ClickException(f"no job named {only!r}; known: {', '.join(sorted(known))}")
-    for name, scope, status in engine.run_due(only=only):
+    for name, scope, status in engine.run_due(only=only, inline=inline):
         click.echo(f"{name} {scope} {status}")
+
+
+@main.command(
+    "worker",
+    with_appcontext=False,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@click.option(
+    "--beat", is_flag=True, help="Also run the scheduler: due jobs every minute (instead of cron)."
+)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@pass_script_info
+def worker_command(info: ScriptInfo, beat: bool, celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker for background tasks and jobs (needs GUANXI_BROKER_URL).
+
+    Other arguments go to ``celery worker``, e.g. ``guanxi worker -c 4`` for four processes.
+    Start ``--beat`` on one machine only (or use cron for ``guanxi jobs run-due``)."""
+    from core import worker
+
+    app = info.load_app()
+    celery = app.extensions.get("celery")
+    if celery is None:
+        raise click.ClickException(
+            "GUANXI_BROKER_URL is not set: without a broker, background tasks run in the web "
+            "process and jobs from cron (guanxi jobs run-due); e.g. "
+            "GUANXI_BROKER_URL=redis://127.0.0.1:6379/0 guanxi worker"
+        )
+    with app.app_context():
+        db.engine.dispose()  # each pool process opens its own connections
+    celery.worker_main(worker.argv(app, beat=beat, extra=celery_args))
 
 
 # -- import -----------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
 ``GUANXI_DATABASE_URL``    SQLAlchemy URL; default ``sqlite:///<instance>/guanxi.db``
 ``GUANXI_SECRET_KEY``      session signing key; generated into ``<instance>/secret_key`` when unset
 ``GUANXI_BROKER_URL``      Celery broker (Redis) for background work; unset: local threads
+``GUANXI_BROKER_QUEUE``    the Celery queue's name (``guanxi``); deployments sharing one Redis
+                           each need their own
 ``GUANXI_TRACE_HOOKS``     ``1`` logs every plugin hook call
 ``GUANXI_PLUGINS``         extra plugin modules to load, comma-separated dotted paths
 ``GUANXI_MAIL_SERVER``     SMTP host for notification e-mail; unset: in-app notifications only
@@ -17,6 +19,10 @@
 ``GUANXI_IMPORT_MAX_MB``   largest spreadsheet the import page takes, in MB (``50``)
 ``GUANXI_IMPORT_FOLDER``   where uploads and error reports wait (``<instance>/imports``)
 ``GUANXI_IMPORT_KEEP_DAYS``  days uploads and error reports are kept (``7``)
+``GUANXI_PROXY_COUNT``     reverse proxies in front (nginx: ``1``); their ``X-Forwarded-*``
+                           headers then give the client's address and scheme (``0``: ignored)
+``GUANXI_HTTPS``           ``1``: the site is served over HTTPS; session and remember-me
+                           cookies are sent with ``Secure`` and links use ``https``
 =========================  ==========================================================
 
 A mapping passed to :func:`core.app.create_app` overrides all of these (tests use it).
@@ -53,12 +59,14 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from the environment plus ``overrides``."""
     overrides = dict(overrides or {})
     folder = instance_path(overrides)
+    https = os.environ.get("GUANXI_HTTPS", "").lower() in ("1", "true", "yes")
     config: dict[str, Any] = {
         "INSTANCE_PATH": str(folder),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("GUANXI_DATABASE_URL")
         or f"sqlite:///{folder / 'guanxi.db'}",
         "SECRET_KEY": None,
         "BROKER_URL": os.environ.get("GUANXI_BROKER_URL"),
+        "BROKER_QUEUE": os.environ.get("GUANXI_BROKER_QUEUE") or "guanxi",
         "TRACE_HOOKS": os.environ.get("GUANXI_TRACE_HOOKS") == "1",
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
@@ -66,6 +74,11 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).resolve().parent / "translations"),
         "LANGUAGES": {"zh_CN": "中文", "en": "English"},
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "PREFERRED_URL_SCHEME": "https" if https else "http",
+        "PROXY_COUNT": int(os.environ.get("GUANXI_PROXY_COUNT") or 0),
         "SESSION_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "LIST_PAGE_SIZE": 50,

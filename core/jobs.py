@@ -11,6 +11,10 @@ A claim is a lease: a run still ``running`` after its job's ``timeout`` (the mac
 process was killed) is taken over by the next ``run-due`` with one conditional ``UPDATE``, so a
 crash delays a period's run instead of losing it. A run that *failed* is not retried within its
 period (a failing job would otherwise run every minute); the next period runs it again.
+
+With Celery workers (``GUANXI_BROKER_URL``, :mod:`core.worker`) ``run_due`` only claims: each
+claimed run is queued and a worker runs it (:func:`run_claimed`), so the runs of one minute
+spread over the workers. A queued run that no worker picks up is taken over like a crashed one.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -146,13 +151,20 @@ def run_job(job: Job, company: Company | None, run: JobRun) -> None:
     db.session.commit()
 
 
-def run_due(now: datetime | None = None, *, only: str | None = None) -> list[tuple[str, str, str]]:
-    """Run every due job once; returns ``(job, scope, status)`` of the runs this call made."""
+def run_due(
+    now: datetime | None = None, *, only: str | None = None, inline: bool = False
+) -> list[tuple[str, str, str]]:
+    """Run every due job once; returns ``(job, scope, status)`` of the runs this call made.
+
+    With a job runner installed (``app.extensions["guanxi.job_runner"]``: the Celery workers of
+    :mod:`core.worker`) each claimed run is queued for a worker and reported ``queued``, unless
+    ``inline``; otherwise it runs here."""
     from core.plugins import current
 
     manager = current()
+    send = None if inline else current_app.extensions.get("guanxi.job_runner")
     now = now or utcnow()
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = _worker()
     done: list[tuple[str, str, str]] = []
     with unscoped():
         companies = list(db.session.scalars(select(Company).order_by(Company.id)))
@@ -171,6 +183,40 @@ def run_due(now: datetime | None = None, *, only: str | None = None) -> list[tup
                 run = _claim(job, scope, period, worker, now)
             if run is None:
                 continue
+            if send is not None:
+                send(run.id)
+                done.append((job.name, scope, "queued"))
+                continue
             run_job(job, company, run)
             done.append((job.name, scope, run.status))
     return done
+
+
+def run_claimed(run_id: int) -> str | None:
+    """Run the claimed job run ``run_id`` here (what a worker does with a queued run); returns
+    how it ended, or ``None`` when it is no longer this process's to run (already ended, or
+    taken over after its timeout by another process)."""
+    from core.plugins import current
+
+    with unscoped():
+        run = db.session.get(JobRun, run_id)
+        if run is None or run.status != "running":
+            return None
+        company = None
+        if run.scope.startswith("company:"):
+            company = db.session.get(Company, int(run.scope.partition(":")[2]))
+    job = current().registry.jobs.get(run.job)
+    if job is None or (run.scope != "global" and company is None):
+        run.status, run.finished_at = "failed", utcnow()
+        run.message = f"job {run.job!r} or its scope {run.scope!r} is unknown to {_worker()}"
+        db.session.commit()
+        return run.status
+    run.worker = _worker()
+    db.session.commit()
+    run_job(job, company, run)
+    return run.status
+
+
+def _worker() -> str:
+    """``host:pid`` of this process, as recorded on the runs it makes."""
+    return f"{socket.gethostname()}:{os.getpid()}"

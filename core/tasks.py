@@ -9,11 +9,10 @@ language of the user who started the task), marks the row running, calls
 
 Runners
     Without ``GUANXI_BROKER_URL`` the task runs in a local thread of the process that submitted
-    it. With a broker configured, a deployment installs its dispatcher as
+    it. With a broker, :mod:`core.worker` installs a dispatcher as
     ``app.extensions["guanxi.task_runner"]``: a callable ``runner(task_id)`` that queues the id
-    (for Celery: ``run_task.delay(task_id)``, whose worker calls ``core.tasks.execute(task_id)``
-    inside an app context). That is the whole seam: the core does not depend on Celery. A
-    broker URL with no runner installed logs a warning and falls back to the local thread.
+    for a Celery worker (``guanxi worker``), which calls :func:`execute` inside an app context.
+    That callable is the whole seam: another queue could be installed the same way.
 
 Progress
     The function returns a JSON-able dict, stored as the row's ``result``; one with
@@ -31,7 +30,8 @@ A process that dies while it runs a task (SIGKILL, out of memory) leaves the row
 The row names its runner (``result["runner"]``, ``host:pid``); :func:`get` marks a running task
 whose runner was a process of this machine that no longer exists ``failed``, so it can be
 resumed from its checkpoint like any stopped task (``guanxi import … --resume``, the page's
-"Resume" button). A task run on another machine is not judged from here.
+"Resume" button). A task run on another machine is not judged from here; a Celery worker, when
+it starts, marks those of its own machine (:func:`reap`).
 """
 
 from __future__ import annotations
@@ -213,12 +213,12 @@ def start(task_id: int) -> None:
     if runner is not None:
         runner(task_id)
         return
-    if app.config.get("BROKER_URL") and not app.extensions.get("guanxi.task_runner_warned"):
-        app.extensions["guanxi.task_runner_warned"] = True
-        log.warning(
-            "GUANXI_BROKER_URL is set but no task runner is installed "
-            "(app.extensions['guanxi.task_runner']); running tasks in local threads"
-        )
+    start_here(task_id)
+
+
+def start_here(task_id: int) -> None:
+    """Run the queued task ``task_id`` in a local thread of this process."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     _remember(task_id, status="queued")
     thread = threading.Thread(
         target=_thread_main, args=(app, task_id), name=f"guanxi-task-{task_id}", daemon=True
@@ -354,6 +354,31 @@ def get(task_id: int, kind: str | None = None) -> BackgroundTask | None:
         )
         task = db.session.scalar(stmt)
     return task
+
+
+def reap() -> int:
+    """Mark ``failed`` every running task (of any company) whose runner was a process of this
+    machine that no longer exists; returns how many. A worker calls it when it starts, so a
+    task whose worker machine died and restarted is resumable without anyone opening it."""
+    table = BackgroundTask.__table__
+    with unscoped():
+        running = list(
+            db.session.scalars(select(BackgroundTask).where(table.c.status == "running"))
+        )
+    count = 0
+    for task in running:
+        if abandoned(task):
+            _write_where(
+                table.c.status == "running",
+                task.id,
+                {
+                    "status": "failed",
+                    "finished_at": utcnow(),
+                    "error": f"the process running it stopped ({task.result['runner']})",
+                },
+            )
+            count += 1
+    return count
 
 
 def runner() -> str:

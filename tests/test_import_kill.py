@@ -2,7 +2,7 @@
 documented resume finishes it with every row once (the long version: bench/import_kill.py).
 
 Also: a task whose runner process is gone is marked failed when read (so it can be resumed),
-one whose runner lives is left alone."""
+one whose runner lives is left alone; a starting worker marks its machine's dead ones (reap)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,25 @@ def test_a_task_whose_process_is_gone_is_marked_failed(app, db, company) -> None
         assert found.result["rows_committed"] == 1000  # what a resume needs is kept
         for task in (alive, elsewhere, unknown):
             assert tasks.get(task.id).status == "running"
+
+
+def test_a_starting_worker_reaps_the_tasks_its_machine_left_running(app, db, company) -> None:  # noqa: ANN001
+    first, second = company(), company()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    orphans = [_task(db, co.id, runner=f"{host}:{dead.pid}") for co in (first, second)]
+    alive = _task(db, first.id, runner=f"{host}:{os.getppid()}")
+    elsewhere = _task(db, second.id, runner=f"another-{host}:{dead.pid}")
+    assert tasks.reap() == 2  # every company's, without anyone reading them
+    db.session.expire_all()
+    states = {}
+    for task in (*orphans, alive, elsewhere):
+        with company_scope(task.company_id):
+            states[task.id] = db.session.get(BackgroundTask, task.id).status
+    assert [states[t.id] for t in (*orphans, alive, elsewhere)] == [
+        "failed", "failed", "running", "running"
+    ]  # fmt: skip
 
 
 def test_import_killed_midway_is_consistent_and_resumes(app, db, company, tmp_path) -> None:  # noqa: ANN001
