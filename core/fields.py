@@ -204,13 +204,19 @@ def marshmallow_field(field: Field, *, for_load: bool = True) -> ma.fields.Field
 
 
 @cache
-def _schema_cached(fields: tuple[Field, ...]) -> type[ma.Schema]:
-    return ma.Schema.from_dict({f.key: marshmallow_field(f) for f in fields}, name="Extension")
+def _schema_cached(fields: tuple[Field, ...]) -> ma.Schema:
+    schema_class = ma.Schema.from_dict(
+        {f.key: marshmallow_field(f) for f in fields}, name="Extension"
+    )
+    return schema_class(unknown=ma.EXCLUDE)
 
 
 def schema(fields: Sequence[Field]) -> ma.Schema:
-    """A marshmallow schema of ``fields`` (unknown keys are ignored, not refused)."""
-    return _schema_cached(tuple(fields))(unknown=ma.EXCLUDE)
+    """A marshmallow schema of ``fields`` (unknown keys are ignored, not refused).
+
+    One instance per set of fields, shared: building one deep-copies every declared field, and
+    an API list dumps each of its rows with it (``load``/``dump`` keep no state on it)."""
+    return _schema_cached(tuple(fields))
 
 
 def validate(
