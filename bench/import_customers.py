@@ -224,7 +224,14 @@ def main() -> None:
     parser.add_argument("--mode", choices=("atomic", "batched"), default="atomic")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--profile", help="write a cProfile of the import to this file")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, seconds: CI runs it so the script never rots",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.rows = min(args.rows, 2_000)
     MODE = args.mode
     folder = Path(tempfile.mkdtemp(prefix="guanxi-bench-"))
     try:

@@ -266,7 +266,14 @@ def main() -> None:
     parser.add_argument("--kill-at", type=float, default=0.4, help="share of rows, then kill")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--timeout", type=float, default=300, help="seconds per import run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, seconds: CI runs it so the script never rots",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.batch = min(args.rows, 6_000), min(args.batch, 500)
     try:
         sys.exit(run(args))
     except KeyboardInterrupt:

@@ -313,7 +313,15 @@ def main() -> None:
         "--baseline-seconds", type=float, default=10, help="bare Flask run afterwards (0: none)"
     )
     parser.add_argument("--keep-log", help="copy the server's log to this file")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, seconds: CI runs it so the script never rots",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.users, args.seconds, args.customers = 4, 3.0, 200
+        args.baseline_seconds = 2.0
     try:
         sys.exit(run(args))
     except KeyboardInterrupt:

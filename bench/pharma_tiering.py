@@ -200,7 +200,14 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=200_000)
     parser.add_argument("--sample", type=int, default=2_000)
     parser.add_argument("--keep", action="store_true", help="keep the database and print where")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, seconds: CI runs it so the script never rots",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.doctors, args.visits, args.orders, args.sample = 500, 5_000, 1_000, 100
 
     from sqlalchemy import event
 

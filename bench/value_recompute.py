@@ -145,7 +145,14 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the database and print where")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, seconds: CI runs it so the script never rots",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.customers, args.orders = 1_000, 10_000
 
     from sqlalchemy import event
 
