@@ -37,7 +37,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core import importer, tabular, tasks
+from core import audit, importer, tabular, tasks
 from core.db import db
 from core.models import BackgroundTask
 from core.tenancy import current_company_id
@@ -319,6 +319,9 @@ def resume(task_id: int) -> Any:
         flash(_("The uploaded file is gone; upload it again."))
         return redirect(url_for(".show", task_id=task.id))
     task.status = "queued"
+    audit.record(
+        "update", "background_task", task.id, {"resource": params.get("resource"), "resumed": True}
+    )
     db.session.commit()
     tasks.start(task.id)
     return redirect(url_for(".show", task_id=task.id))

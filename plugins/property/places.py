@@ -290,7 +290,9 @@ def link_resident(
 def end_residence(residence: Residence, on: date, user_id: int | None = None) -> None:
     """The resident left the unit on ``on`` (the row stays, for the history)."""
     residence.until = on
-    audit.record("update", "property_residence", residence.id, {"until": on}, user_id=user_id)
+    audit.record(
+        "update", "property_residence", residence.id, {"until": on.isoformat()}, user_id=user_id
+    )
 
 
 @dataclass(frozen=True)
