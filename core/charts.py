@@ -167,8 +167,7 @@ def _svg(kind: str, title: str, width: int, height: int, body: list[str]) -> Mar
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{kind}" role="img" '
         f'aria-label="{label}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'font-family="{FONT}" font-size="{FONT_SIZE}" fill="{INK}" '
-        'style="max-width: 100%; height: auto">'
+        f'font-family="{FONT}" font-size="{FONT_SIZE}" fill="{INK}">'
         f"<title>{label}</title>{''.join(body)}</svg>"
     )
 

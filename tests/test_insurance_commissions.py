@@ -625,9 +625,12 @@ def test_the_printable_statement_lists_policy_customer_product_and_amounts(app, 
     page = text(client.get(f"/insurance/commissions/statements/{row.id}"))
     # 1,234.56 × 30 % = 370.368 → 370.37
     for piece in (number, "陈先生", "终身寿险", "First year", "1,234.56", "30%", "370.37",
-                  "@media print", "张伟"):  # fmt: skip
+                  '<article class="statement"', "张伟"):  # fmt: skip
         assert piece in page, piece
     assert re.search(r"<script(?![^>]*\bsrc=)", page) is None  # no script of its own
+    # Its print rules are in the site's stylesheet (the CSP allows no <style> in the page).
+    css = client.get("/static/guanxi.css").get_data(as_text=True)
+    assert "@media print" in css and "body:has(article.statement) header.top" in css
 
 
 def test_schedule_form_errors_are_shown_at_the_fields(app, db, client, ins):
