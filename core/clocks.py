@@ -369,6 +369,10 @@ def scan(now: datetime | None = None) -> int:
     return len(raised)
 
 
+#: Subject ids per ``IN (…)`` when the people of raised obligations are looked up.
+IN_CHUNK = 10_000
+
+
 def _notify(raised: Iterable[Any], kinds: dict[str, ObligationKind], now: datetime) -> None:
     raised = list(raised)
     companies = {r.company_id for r in raised}
@@ -384,24 +388,28 @@ def _notify(raised: Iterable[Any], kinds: dict[str, ObligationKind], now: dateti
     by_kind: dict[str, list[int]] = {}
     for r in raised:
         by_kind.setdefault(r.kind, []).append(r.subject_id)
-    for name, ids in by_kind.items():
+    for name, all_ids in by_kind.items():
         kind = kinds.get(name)
         if kind is None:
             continue
-        if kind.assignee:
-            column = getattr(kind.model, kind.assignee)
-            for subject_id, user_id in db.session.execute(
-                select(kind.model.id, column).where(kind.model.id.in_(ids))
-            ):
-                assignees[(name, subject_id)] = user_id
-        if kind.team:
-            team_column = getattr(kind.model, kind.team)
-            for subject_id, manager_id in db.session.execute(
-                select(kind.model.id, Team.manager_id)
-                .join(Team, Team.id == team_column)
-                .where(kind.model.id.in_(ids))
-            ):
-                leads[(name, subject_id)] = manager_id
+        # In chunks: a wave of escalations can name more subjects than a statement may carry
+        # parameters (SQLite: 32,766; PostgreSQL: 65,535).
+        for start in range(0, len(all_ids), IN_CHUNK):
+            ids = all_ids[start : start + IN_CHUNK]
+            if kind.assignee:
+                column = getattr(kind.model, kind.assignee)
+                for subject_id, user_id in db.session.execute(
+                    select(kind.model.id, column).where(kind.model.id.in_(ids))
+                ):
+                    assignees[(name, subject_id)] = user_id
+            if kind.team:
+                team_column = getattr(kind.model, kind.team)
+                for subject_id, manager_id in db.session.execute(
+                    select(kind.model.id, Team.manager_id)
+                    .join(Team, Team.id == team_column)
+                    .where(kind.model.id.in_(ids))
+                ):
+                    leads[(name, subject_id)] = manager_id
     words = {1: ("at risk", "即将超时"), 2: ("breached", "已超时"), 3: ("escalated", "已升级")}
     rows = []
     for r in raised:
