@@ -24,6 +24,16 @@ class Customer(TenantMixin, db.Model):
     __table_args__ = (
         Index("ix_customer_company_id_name", "company_id", "name"),
         Index("ix_customer_company_id_phone", "company_id", "phone"),
+        # The list's default order (newest first, keyset on created_at then id), whole and
+        # narrowed to one owner (the "own" record rule, the owner filter): bench/lists.py.
+        Index("ix_customer_company_id_created_at_id", "company_id", "created_at", "id"),
+        Index(
+            "ix_customer_company_id_owner_id_created_at_id",
+            "company_id",
+            "owner_id",
+            "created_at",
+            "id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
