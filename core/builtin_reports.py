@@ -52,6 +52,7 @@ from core.reports import (
     month,
     months,
     period,
+    through_customers,
     within,
 )
 
@@ -532,11 +533,9 @@ def _tickets_query(p: Mapping[str, Any]) -> Any:
             .select_from(ServiceTicket)
             .group_by(column, category)
         )
-    return (
-        stmt.add_columns(count)
-        .join(Customer, Customer.id == ServiceTicket.customer_id)
-        .where(*_ticket_filters(p))
-    )
+    return through_customers(
+        stmt.add_columns(count), Customer.id == ServiceTicket.customer_id
+    ).where(*_ticket_filters(p))
 
 
 def _tickets_shape(rows: list[Mapping[str, Any]], p: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -662,14 +661,14 @@ def _sla_query(p: Mapping[str, Any]) -> Any:
             "type": ServiceTicket.type,
         }[dim]
         columns, group = (value.label("value"),), (value, status)
-    stmt = (
+    stmt = through_customers(
         select(*columns, status, count)
         .select_from(Obligation)
         .join(
             ServiceTicket,
             and_(Obligation.subject_type == TICKET, Obligation.subject_id == ServiceTicket.id),
-        )
-        .join(Customer, Customer.id == ServiceTicket.customer_id)
+        ),
+        Customer.id == ServiceTicket.customer_id,
     )
     if dim == "assignee":
         stmt = stmt.outerjoin(User, User.id == ServiceTicket.assignee_id)
