@@ -42,6 +42,8 @@ def test_segment_count_campaign_and_outbox(app, db, company, make_user, browser,
     page.click("nav.menu summary >> text=营销")
     page.click("nav.menu >> text=客户分群")
     page.click("a[href$='/marketing/segments/new']")
+    # segment.js (deferred) must have run before a filter changes, or no count is asked for
+    page.wait_for_load_state("load")
     count = page.locator("#segment-count")
     assert count.get_attribute("data-count") == "7"
     # the live count follows the filter before anything is submitted
