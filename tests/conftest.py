@@ -46,3 +46,21 @@ def live_url(app):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture
+def log_in(live_url):
+    """``log_in(page, email, password=...)``: fill the login form, submit, and wait for the answer.
+
+    Waiting for the navigation matters: a locator counted right after the click can run against
+    the login page that is still showing (CI failed on that once).
+    """
+
+    def log_in(page, email: str, password: str = "s3cret-pass") -> None:
+        page.goto(f"{live_url}/login")
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", password)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+
+    return log_in

@@ -11,7 +11,9 @@ from core.models import Customer
 from core.tenancy import company_scope
 
 
-def test_log_in_see_customers_and_switch_language(app, db, company, make_user, browser, live_url):
+def test_log_in_see_customers_and_switch_language(
+    app, db, company, make_user, browser, live_url, log_in
+):
     acme = company(name="康泰医药", plugins=["pharma"])
     make_user("manager", acme, email="li@example.com", password="s3cret-pass")
     with company_scope(acme.id):
@@ -19,19 +21,14 @@ def test_log_in_see_customers_and_switch_language(app, db, company, make_user, b
         db.session.commit()
 
     page = browser.new_page(locale="zh-CN")
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=email]", "li@example.com")
-    page.fill("input[name=password]", "wrong")
-    page.click("button[type=submit]")
+    log_in(page, "li@example.com", "wrong")
     assert page.locator(".error, .flash").count() >= 1
 
-    page.fill("input[name=email]", "li@example.com")
-    page.fill("input[name=password]", "s3cret-pass")
-    page.click("button[type=submit]")
+    log_in(page, "li@example.com")
     page.goto(f"{live_url}/customers/")
     assert page.locator("text=北京协和医院").count() == 1
     assert "康泰医药" in page.inner_text("header")
 
-    page.click("header button:has-text('English')")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("header button:has-text('English')")
     assert page.locator("header button:has-text('中文')").count() == 1

@@ -147,7 +147,7 @@ def _seed(app, db, company, make_user):
 
 
 def test_pages_that_had_inline_styles_log_no_csp_violation(
-    app, db, company, make_user, browser, live_url
+    app, db, company, make_user, browser, live_url, log_in
 ):
     customer_id = _seed(app, db, company, make_user)
     page = browser.new_page(locale="zh-CN")
@@ -164,10 +164,7 @@ def test_pages_that_had_inline_styles_log_no_csp_violation(
         ),
     )
     page.on("pageerror", lambda exc: violations.append(f"{page.url}: {exc}"))
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=email]", "csp@example.com")
-    page.fill("input[name=password]", "s3cret-pass")
-    page.click("button[type=submit]")
+    log_in(page, "csp@example.com")
     page.wait_for_url(re.compile(r"/dashboard/"))
     # The bars are drawn: a fill as wide as its class says (the longest bar is the whole track).
     page.wait_for_load_state("networkidle")

@@ -19,16 +19,8 @@ from plugins.insurance import agents, commissions
 from plugins.insurance.models import Lead, Policy, Product
 
 
-def login(page, live_url: str, email: str) -> None:
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", "s3cret-pass")
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-
-
 def test_a_lead_becomes_a_customer_with_an_issued_policy_and_a_commission(
-    app, db, company, make_user, browser, live_url
+    app, db, company, make_user, browser, live_url, log_in
 ):
     insurer = company(name="安联人寿", plugins=["insurance"])
     make_user("manager", insurer, email="manager@example.com", password="s3cret-pass")
@@ -64,7 +56,7 @@ def test_a_lead_becomes_a_customer_with_an_issued_policy_and_a_commission(
 
     # the agent enters a lead: the prospect is made with it, the agent is herself
     page = browser.new_page(locale="zh-CN")
-    login(page, live_url, "agent@example.com")
+    log_in(page, "agent@example.com")
     page.click("nav.menu summary >> text=保险")
     page.click("nav.menu >> text=线索")
     with page.expect_navigation():
@@ -104,7 +96,7 @@ def test_a_lead_becomes_a_customer_with_an_issued_policy_and_a_commission(
 
     # the manager issues it
     boss = browser.new_page(locale="zh-CN")
-    login(boss, live_url, "manager@example.com")
+    log_in(boss, "manager@example.com")
     boss.goto(f"{live_url}/insurance/policies/{policy_id}")
     with boss.expect_navigation():
         boss.click("form[data-transition=issue] button")

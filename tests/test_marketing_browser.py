@@ -17,7 +17,7 @@ from plugins.marketing import consent
 from plugins.marketing.models import Consent
 
 
-def test_segment_count_campaign_and_outbox(app, db, company, make_user, browser, live_url):
+def test_segment_count_campaign_and_outbox(app, db, company, make_user, browser, live_url, log_in):
     shop = company(name="康泰大药房", plugins=["marketing"])
     make_user("manager", shop, email="mkt@example.com", password="s3cret-pass")
     with company_scope(shop.id):
@@ -34,10 +34,7 @@ def test_segment_count_campaign_and_outbox(app, db, company, make_user, browser,
         db.session.commit()
 
     page = browser.new_page(locale="zh-CN")
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=email]", "mkt@example.com")
-    page.fill("input[name=password]", "s3cret-pass")
-    page.click("button[type=submit]")
+    log_in(page, "mkt@example.com")
 
     page.click("nav.menu summary >> text=营销")
     page.click("nav.menu >> text=客户分群")

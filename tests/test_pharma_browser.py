@@ -13,7 +13,7 @@ from plugins.pharma import tiering
 
 
 def test_change_a_weight_recompute_and_see_the_new_tier_with_its_reason(
-    app, db, company, make_user, browser, live_url
+    app, db, company, make_user, browser, live_url, log_in
 ):
     acme = company(name="康泰医药", plugins=["pharma"])
     make_user("manager", acme, email="manager@example.com", password="s3cret-pass")
@@ -43,10 +43,7 @@ def test_change_a_weight_recompute_and_see_the_new_tier_with_its_reason(
         doctor_id = doctor.id
 
     page = browser.new_page(locale="zh-CN")
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=email]", "manager@example.com")
-    page.fill("input[name=password]", "s3cret-pass")
-    page.click("button[type=submit]")
+    log_in(page, "manager@example.com")
 
     page.click("nav.menu summary >> text=医药")
     page.click("nav.menu >> text=医生分级")

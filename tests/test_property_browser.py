@@ -18,16 +18,8 @@ from plugins.property.models import Building, Complaint, ComplaintClass, Estate,
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
-def login(page, live_url: str, email: str) -> None:
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", "s3cret-pass")
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-
-
 def test_a_residents_complaint_is_dispatched_resolved_reopened_and_tracked(
-    app, db, company, make_user, browser, live_url
+    app, db, company, make_user, browser, live_url, log_in
 ):
     co = company("anju", plugins=["surveys", "property"], name="安居物业")
     make_user("manager", co, email="manager@anju.example", password="s3cret-pass")
@@ -97,7 +89,7 @@ def test_a_residents_complaint_is_dispatched_resolved_reopened_and_tracked(
 
     # staff dispatch it to the engineering team and resolve it with a root cause
     staff = browser.new_context(locale="zh-CN").new_page()
-    login(staff, live_url, "manager@anju.example")
+    log_in(staff, "manager@anju.example")
     staff.goto(f"{live_url}/tickets/{ticket_id}")
     staff.select_option("#dispatch-form select[name=team_id]", str(team_id))
     staff.select_option("#dispatch-form select[name=assignee_id]", str(worker.id))

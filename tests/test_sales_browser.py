@@ -14,7 +14,7 @@ from plugins.sales import funnel
 
 
 def test_move_an_opportunity_to_won_and_see_it_in_the_funnel_report(
-    app, db, company, make_user, browser, live_url
+    app, db, company, make_user, browser, live_url, log_in
 ):
     acme = company(name="锦苑物业", plugins=["sales"])
     rep = make_user("sales_rep", acme, email="rep@example.com", password="s3cret-pass")
@@ -29,10 +29,7 @@ def test_move_an_opportunity_to_won_and_see_it_in_the_funnel_report(
         opp_id = opp.id
 
     page = browser.new_page(locale="zh-CN")
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=email]", "rep@example.com")
-    page.fill("input[name=password]", "s3cret-pass")
-    page.click("button[type=submit]")
+    log_in(page, "rep@example.com")
 
     page.click("nav.menu summary >> text=销售")
     page.click("nav.menu >> text=销售机会")
