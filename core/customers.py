@@ -11,13 +11,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.sql import Select
 from werkzeug.datastructures import MultiDict
 
 from core import (
     access,  # noqa: F401 - installs the record rule on every ORM query
     keyset,
+    search,
 )
 from core import fields as ext
 from core.choices import options
@@ -38,9 +39,6 @@ CHOICE_FILTERS = {
 ID_FILTERS = ("owner_id", "channel_id", "tag")
 CORE_FILTERS = (*CHOICE_FILTERS, *ID_FILTERS)
 
-_PHONE_SEPARATORS = " -()+./"
-
-
 SORTS: dict[str, Sort] = {
     "newest": Sort("newest", Customer.created_at, True, False, "datetime"),
     "name": Sort("name", Customer.name, False, False, "text"),
@@ -58,32 +56,10 @@ def extension_fields(model: str = "customer") -> list[ext.Field]:
     return current().registry.fields_for(model, enabled_plugins())
 
 
-def phone_digits(value: str) -> str:
-    """``"138-0013-8000"`` → ``"13800138000"``: the separators people type dropped."""
-    return "".join(ch for ch in value if ch not in _PHONE_SEPARATORS)
-
-
-def _normalised_phone() -> Any:
-    expr: Any = func.coalesce(Customer.phone, "")
-    for ch in _PHONE_SEPARATORS:
-        expr = func.replace(expr, ch, "")
-    return expr
-
-
 def search_clause(q: str) -> Any:
-    """Customers whose name, phone (as typed, or its digits), e-mail or code contain ``q``."""
-    clauses = [
-        Customer.name.contains(q, autoescape=True),
-        Customer.phone.contains(q, autoescape=True),
-        Customer.email.contains(q, autoescape=True),
-        Customer.code.contains(q, autoescape=True),
-    ]
-    digits = phone_digits(q)
-    if len(digits) >= 3 and digits.isascii() and digits.isdigit() and digits != q:
-        clauses.append(_normalised_phone().contains(digits, autoescape=True))
-    elif len(q) >= 3 and q.isascii() and q.isdigit():
-        clauses.append(_normalised_phone().contains(q, autoescape=True))
-    return or_(*clauses)
+    """Customers whose name, phone (as typed, or its digits), e-mail or code contain ``q``
+    (:mod:`core.search` says how, and which index serves it)."""
+    return search.customer_clause(q)
 
 
 def _ids(values: list[str]) -> list[int] | None:

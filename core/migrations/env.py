@@ -7,6 +7,7 @@ import logging
 from alembic import context
 from flask import current_app
 
+from core import search
 from core.migrations import table_owner
 
 log = logging.getLogger("alembic.env")
@@ -18,6 +19,8 @@ only_plugin = context.get_x_argument(as_dictionary=True).get("plugin")
 
 def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001, ANN201
     """Compare only installed tables, and only one plugin's when ``-x plugin=NAME`` is given."""
+    if search.is_index_object(name, type_):
+        return False  # the search index is SQL of its own (core.search), not a model
     if type_ != "table":
         return True
     if name == "alembic_version":

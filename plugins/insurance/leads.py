@@ -161,7 +161,8 @@ def _too_long(value: str | None, limit: int) -> bool:
 def problems(data: LeadInput, allowed_agents: set[int] | None = None) -> dict[str, str]:
     """What is wrong with ``data``, by field. ``allowed_agents``: the agents the member may
     give the lead to (``None``: any)."""
-    from core.customers import get_visible, phone_digits
+    from core.customers import get_visible
+    from core.search import phone_digits
 
     out: dict[str, str] = {}
     if data.customer_id is not None:

@@ -1,0 +1,110 @@
+"""Customer search (core.search): what a user typing into the search box finds.
+
+Three characters or more are looked up in the trigram index (FTS5 on SQLite, pg_trgm on
+PostgreSQL); one or two are matched by reading names and codes. Both must find the same
+customers, stay inside the company, and follow every change to a customer at once.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import select
+
+from core.models import Customer
+from core.tenancy import company_scope
+
+
+@pytest.fixture
+def found(client):
+    def found(q: str) -> list[str]:
+        answer = client.get(f"/api/v1/customers?q={quote(q)}&limit=100")
+        assert answer.status_code == 200, answer.get_json()
+        return sorted(r["name"] for r in answer.get_json()["data"])
+
+    return found
+
+
+@pytest.fixture
+def acme(db, company, login_as):
+    acme = company(name="康泰医药")
+    login_as("manager", acme)
+    with company_scope(acme.id):
+        db.session.add_all(
+            [
+                Customer(name="北京协和医院", kind="consumer", code="H-0001"),
+                Customer(name="上海瑞金医院", phone="021-6437 0045"),
+                Customer(name="王小明", phone="13800138000", email="Wang.XM@example.cn"),
+                Customer(name="欧阳修", phone="+86 139-1111-2222"),
+                Customer(name="张伟", code="VIP-7"),
+            ]
+        )
+        db.session.commit()
+    return acme
+
+
+def test_a_fragment_in_the_middle_of_a_name_is_found(acme, found):
+    assert found("协和医") == ["北京协和医院"]
+    assert found("医院") == ["上海瑞金医院", "北京协和医院"]  # two characters: read, not indexed
+    assert found("小明") == ["王小明"]
+    assert found("欧阳修") == ["欧阳修"]
+    assert found("张") == ["张伟"]
+
+
+def test_phones_match_on_their_digits_whatever_the_separators(acme, found):
+    assert found("138-0013-8000") == ["王小明"]
+    assert found("1391111") == ["欧阳修"]
+    assert found("139 1111 2222") == ["欧阳修"]
+    assert found("8000") == ["王小明"]  # the last digits, as a caller reads them out
+    assert found("6437") == ["上海瑞金医院"]
+
+
+def test_email_and_code_match_without_regard_to_case(acme, found):
+    assert found("wang.xm@") == ["王小明"]
+    assert found("WANG.XM") == ["王小明"]
+    assert found("h-0001") == ["北京协和医院"]
+    assert found("VIP") == ["张伟"]
+
+
+def test_text_that_means_something_to_the_index_is_searched_as_typed(acme, db, found):
+    with company_scope(acme.id):
+        db.session.add(Customer(name='达"优"100%_药房 OR'))
+        db.session.commit()
+    for q in ['"协和', "协和*", "NEAR(医院)", "a OR b", "%%%", "___", "医院'", "-:^", "{x}"]:
+        assert found(q) == [], q
+    assert found('"优"') == ['达"优"100%_药房 OR']
+    assert found("100%_") == ['达"优"100%_药房 OR']
+    assert found("房 OR") == ['达"优"100%_药房 OR']
+
+
+def test_a_renamed_customer_is_found_by_its_new_name_only(acme, db, found):
+    with company_scope(acme.id):
+        wang = db.session.scalar(select(Customer).where(Customer.name == "王小明"))
+        wang.name = "王晓明"
+        wang.phone = "13700137000"
+        db.session.commit()
+    assert found("王小明") == [] and found("王晓明") == ["王晓明"]
+    assert found("13800138000") == [] and found("137-0013-7000") == ["王晓明"]
+
+
+def test_a_deleted_customer_is_no_longer_found(acme, db, found):
+    with company_scope(acme.id):
+        db.session.delete(db.session.scalar(select(Customer).where(Customer.name == "欧阳修")))
+        db.session.commit()
+    assert found("欧阳修") == [] and found("1391111") == []
+
+
+def test_another_companys_customers_are_never_found(acme, db, company, found):
+    other = company(name="安居物业")
+    with company_scope(other.id):
+        db.session.add(Customer(name="北京协和医院", phone="13800138000"))
+        db.session.commit()
+    assert found("北京协和医院") == ["北京协和医院"]  # one: acme's
+    assert found("13800138000") == ["王小明"]
+
+
+def test_the_list_page_searches_the_same_way(acme, client):
+    page = client.get("/customers/?q=" + quote("瑞金医"))
+    assert page.status_code == 200
+    assert "上海瑞金医院" in page.text and "北京协和医院" not in page.text
