@@ -1,7 +1,8 @@
 """Customer search (core.search): what a user typing into the search box finds.
 
 Three characters or more are looked up in the trigram index (FTS5 on SQLite, pg_trgm on
-PostgreSQL); one or two are matched by reading names and codes. Both must find the same
+PostgreSQL) in names, phones, e-mails and codes; one or two characters in names only, through
+their grams (first character, neighbouring pairs). Both databases must find the same
 customers, stay inside the company, and follow every change to a customer at once.
 """
 
@@ -46,10 +47,16 @@ def acme(db, company, login_as):
 
 def test_a_fragment_in_the_middle_of_a_name_is_found(acme, found):
     assert found("协和医") == ["北京协和医院"]
-    assert found("医院") == ["上海瑞金医院", "北京协和医院"]  # two characters: read, not indexed
-    assert found("小明") == ["王小明"]
-    assert found("欧阳修") == ["欧阳修"]
-    assert found("张") == ["张伟"]
+    assert found("医院") == ["上海瑞金医院", "北京协和医院"]
+    assert found("协和") == ["北京协和医院"] and found("瑞金") == ["上海瑞金医院"]
+    assert found("小明") == ["王小明"] and found("王小") == ["王小明"]
+    assert found("欧阳修") == ["欧阳修"] and found("欧阳") == ["欧阳修"]
+
+
+def test_one_character_is_a_surname_and_two_search_names_only(acme, found):
+    assert found("张") == ["张伟"] and found("王") == ["王小明"]
+    assert found("明") == []  # one character: the name's first
+    assert found("VI") == [] and found("VIP") == ["张伟"]  # codes need three characters
 
 
 def test_phones_match_on_their_digits_whatever_the_separators(acme, found):
