@@ -129,20 +129,24 @@ def _enter_company() -> None:
         return
     authenticated = current_user.is_authenticated  # may read a bearer token (core.api.auth)
     token = g.get("api_token")
-    company_id = token.company_id if token is not None else session.get("company_id")
-    if company_id is not None and authenticated:
-        with tenancy.unscoped():
-            member = db.session.scalar(
-                db.select(Membership).where(
-                    Membership.user_id == current_user.id, Membership.company_id == company_id
+    if token is not None:
+        # A live token's membership was loaded with it (core.tokens.authenticate).
+        member = token.membership
+        company_id = token.company_id if member is not None else None
+    else:
+        company_id, member = session.get("company_id"), None
+        if company_id is not None and authenticated:
+            with tenancy.unscoped():
+                member = db.session.scalar(
+                    db.select(Membership).where(
+                        Membership.user_id == current_user.id, Membership.company_id == company_id
+                    )
                 )
-            )
-        if member is None:
-            if token is None:
+            if member is None:
                 session.pop("company_id", None)
-            company_id = None
-        else:
-            g.membership = member
+                company_id = None
+    if member is not None:
+        g.membership = member
     g._tenancy_token = tenancy.activate(company_id)
     if owner and (company_id is None or owner not in enabled_plugins()):
         abort(404)

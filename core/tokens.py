@@ -18,7 +18,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import contains_eager, joinedload
 
 from core import audit
@@ -128,7 +128,8 @@ def issue(
 
 
 def authenticate(secret: str) -> ApiToken | None:
-    """The live token whose secret is ``secret``, with its ``user`` loaded; else ``None``.
+    """The live token whose secret is ``secret``, with its ``user`` and ``membership`` loaded
+    (one statement); else ``None``.
 
     Any string may come in (it is whatever followed ``Bearer``): garbage, a huge or non-ASCII
     value or a NUL gives ``None``, never an exception. A token counts only while it is not
@@ -157,20 +158,17 @@ def authenticate(secret: str) -> ApiToken | None:
         token = db.session.scalar(
             select(ApiToken)
             .join(ApiToken.user)
-            .join(
-                Membership,
-                and_(
-                    Membership.user_id == ApiToken.user_id,
-                    Membership.company_id == ApiToken.company_id,
-                ),
-            )
+            .join(ApiToken.membership)
             .where(
                 ApiToken.token_hash == digest(secret),
                 ApiToken.revoked_at.is_(None),
                 or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
                 User.active.is_(True),
             )
-            .options(contains_eager(ApiToken.user))
+            .options(
+                contains_eager(ApiToken.user),
+                contains_eager(ApiToken.membership).contains_eager(Membership.user),
+            )
         )
         if token is None:
             return None

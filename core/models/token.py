@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, and_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import UTCDateTime, db, utcnow
-from core.models.user import User
+from core.models.user import Membership, User
 from core.tenancy import TenantMixin
 
 
@@ -34,3 +34,13 @@ class ApiToken(TenantMixin, db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
+    #: The user's membership in the token's company, which the token acts through (read
+    #: only; :func:`core.tokens.authenticate` loads it in the token's own query).
+    membership: Mapped[Membership | None] = relationship(
+        primaryjoin=lambda: and_(
+            ApiToken.user_id == Membership.user_id, ApiToken.company_id == Membership.company_id
+        ),
+        foreign_keys=lambda: [Membership.user_id, Membership.company_id],
+        viewonly=True,
+        uselist=False,
+    )
