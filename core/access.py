@@ -97,23 +97,41 @@ def _member() -> Any:
     return member
 
 
-def rules() -> dict[str, str]:
-    """Role → rule name for the company in scope (defaults overlaid by its setting)."""
-    if has_request_context() and "_guanxi_record_rules" in g:
-        return g._guanxi_record_rules
+def _settings() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """The company in scope's record rules (:func:`rules`) and permission overrides
+    (:func:`company_permissions`): its two settings, read in one statement and kept for the
+    rest of the request (a request reads them for its first customer query and again to mask
+    phone numbers). Outside a company: the defaults and no overrides."""
     from core.db import db
     from core.models import CompanySetting
 
-    if current_company_id() is None:
-        return dict(DEFAULT_RULES)
-    with all_customers():
-        value = db.session.scalar(
-            select(CompanySetting.value).where(CompanySetting.key == SETTING_KEY)
-        )
-    merged = merged_rules(value)
+    company_id = current_company_id()
+    if company_id is None:
+        return dict(DEFAULT_RULES), {}
     if has_request_context():
-        g._guanxi_record_rules = merged
-    return merged
+        cached = g.get("_guanxi_access_settings")
+        if cached is not None and cached[0] == company_id:
+            return cached[1]
+    with all_customers():
+        values = dict(
+            db.session.execute(
+                select(CompanySetting.key, CompanySetting.value).where(
+                    CompanySetting.key.in_((SETTING_KEY, PERMISSIONS_KEY))
+                )
+            ).all()
+        )
+    found = (
+        merged_rules(values.get(SETTING_KEY)),
+        permissions.overrides(values.get(PERMISSIONS_KEY)),
+    )
+    if has_request_context():
+        g._guanxi_access_settings = (company_id, found)
+    return found
+
+
+def rules() -> dict[str, str]:
+    """Role → rule name for the company in scope (defaults overlaid by its setting)."""
+    return _settings()[0]
 
 
 def rule_for(role: str | None) -> str:
@@ -209,21 +227,7 @@ def can_see(customer: Any) -> bool:
 def company_permissions() -> dict[str, tuple[str, ...]]:
     """The company in scope's setting ``permissions`` as ``{permission: roles without it}``
     (see :mod:`core.permissions`); empty outside a company. Cached per request."""
-    if has_request_context() and "_guanxi_withheld" in g:
-        return g._guanxi_withheld
-    from core.db import db
-    from core.models import CompanySetting
-
-    value = None
-    if current_company_id() is not None:
-        with all_customers():
-            value = db.session.scalar(
-                select(CompanySetting.value).where(CompanySetting.key == PERMISSIONS_KEY)
-            )
-    merged = permissions.overrides(value)
-    if has_request_context():
-        g._guanxi_withheld = merged
-    return merged
+    return _settings()[1]
 
 
 def has_permission(name: str) -> bool:
