@@ -8,7 +8,9 @@ storage        a column of the plugin's side table ``<plugin>_<model>_ext`` (1:1
                core row, keyed by its id; core tables are never altered)
 API / JSON     a marshmallow field under the key ``<plugin>__<name>`` (:func:`schema`)
 forms          a WTForms field with the same validation (:func:`form_fields`)
-lists          a column joined into list queries (:func:`join`), a filter (:func:`apply_filters`)
+lists          a column joined into list queries (:func:`join`), a filter (:func:`apply_filters`);
+               only the fields a company shows as list columns are joined and shown
+               (``list_column`` below, :mod:`core.columns`), every field filters
 CSV            a column of export and import (:func:`csv_value`, :func:`schema`)
 =============  =========================================================================
 
@@ -71,6 +73,11 @@ class Field:
     ``pii`` permission see it masked on pages, in the API and in exports, like phone numbers
     (strings keep their first three and last four characters, ``address`` fields the first
     few; other types show ``****``). ``pii="address"`` masks the value as an address.
+    ``list_column`` says the field is a column of its model's list page by default: keep it for
+    the one or two fields a user scans a list by (a doctor's hospital, a resident's unit); the
+    others stay on the detail page, in forms, filters, exports and the API. A company admin
+    changes the choice for their company (:mod:`core.columns`); a field hidden from the list
+    costs the list page no join and no cell.
     """
 
     model: str
@@ -90,6 +97,7 @@ class Field:
     plugin: str = ""
     kinds: tuple[str, ...] = ()
     pii: bool | str = False
+    list_column: bool = False
 
     @property
     def key(self) -> str:
@@ -569,14 +577,35 @@ def defaults(fields: Sequence[Field]) -> dict[str, Any]:
 # -- list queries -----------------------------------------------------------------------------
 
 
-def join(stmt: Select, model: Any, fields: Sequence[Field]) -> Select:
+def join(
+    stmt: Select, model: Any, fields: Sequence[Field], *, filtered: Sequence[Field] = ()
+) -> Select:
     """Outer-join the side tables of ``fields`` and add each value as a column named by key
-    (read them with :func:`row_values`: ``customer`` fields add their customer's name)."""
-    for name, group in _by_table(fields).items():
+    (read them with :func:`row_values`: ``customer`` fields add their customer's name).
+
+    ``filtered`` are further fields the query only filters on (:func:`apply_filters`; see
+    :func:`filtered_by`): their side tables are joined too, once, with no column added."""
+    groups = _by_table(fields)
+    for name, group in groups.items():
         table = db.metadata.tables[name]
         stmt = stmt.outerjoin(table, table.c.id == model.id)
         stmt = _add_columns(stmt, table, group)
+    for name in _by_table(filtered):
+        if name not in groups:
+            table = db.metadata.tables[name]
+            stmt = stmt.outerjoin(table, table.c.id == model.id)
     return stmt
+
+
+def filtered_by(fields: Sequence[Field], args: MultiDict) -> list[Field]:
+    """Those of ``fields`` that the request ``args`` filter on (a non-blank ``<key>``,
+    ``<key>__min`` or ``<key>__max``): the side tables a query must join for
+    :func:`apply_filters` even when it shows none of their values."""
+    return [
+        f
+        for f in fields
+        if any(x != "" for suffix in ("", "__min", "__max") for x in args.getlist(f.key + suffix))
+    ]
 
 
 def apply_filters(
