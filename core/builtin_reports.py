@@ -51,6 +51,7 @@ from core.reports import (
     minutes_between,
     month,
     months,
+    narrows,
     period,
     through_customers,
     within,
@@ -661,15 +662,18 @@ def _sla_query(p: Mapping[str, Any]) -> Any:
             "type": ServiceTicket.type,
         }[dim]
         columns, group = (value.label("value"),), (value, status)
-    stmt = through_customers(
-        select(*columns, status, count)
-        .select_from(Obligation)
-        .join(
-            ServiceTicket,
-            and_(Obligation.subject_type == TICKET, Obligation.subject_id == ServiceTicket.id),
-        ),
-        Customer.id == ServiceTicket.customer_id,
-    )
+    stmt = select(*columns, status, count).select_from(Obligation)
+    if dim == "kind" and not narrows():
+        # Nothing of the ticket is shown or filtered on: a lookup per obligation saved.
+        stmt = stmt.where(Obligation.subject_type == TICKET)
+    else:
+        stmt = through_customers(
+            stmt.join(
+                ServiceTicket,
+                and_(Obligation.subject_type == TICKET, Obligation.subject_id == ServiceTicket.id),
+            ),
+            Customer.id == ServiceTicket.customer_id,
+        )
     if dim == "assignee":
         stmt = stmt.outerjoin(User, User.id == ServiceTicket.assignee_id)
     return stmt.where(Obligation.kind.in_(SLA_KINDS), *within(Obligation.started_at, p)).group_by(

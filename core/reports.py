@@ -558,17 +558,22 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def narrows() -> bool:
+    """Whether the member's record rule narrows the customers they see (and so the rows of
+    every report that belong to a customer)."""
+    from core import access
+
+    return access.visible_owner_ids() is not None
+
+
 def through_customers(stmt: Any, onclause: Any) -> Any:
     """``stmt`` joined to ``Customer`` on ``onclause`` when the member's record rule narrows
     the customers they see (the join is what carries the rule to rows that belong to a
     customer), ``stmt`` itself otherwise: joining every ticket to its customer only to apply
     no rule costs a lookup per row, seconds over a million tickets (bench/reports_clocks.py)."""
-    from core import access
     from core.models import Customer
 
-    if access.visible_owner_ids() is None:
-        return stmt
-    return stmt.join(Customer, onclause)
+    return stmt.join(Customer, onclause) if narrows() else stmt
 
 
 def run(report: Report, params: Mapping[str, Any]) -> Result:

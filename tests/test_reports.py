@@ -192,6 +192,11 @@ def test_record_rules_narrow_what_a_sales_rep_counts(app, client, acme):
     assert [month, "0", "0", "0"] in movement  # 李强's move is the manager's customer's
     times = table_rows(client.get("/reports/service_times").get_data(as_text=True))
     assert times[0][:4] == ["≤ 30 min", "1", "100.0%", "1"]
+    sla = table_rows(client.get("/reports/sla").get_data(as_text=True))
+    assert sla[0][:5] == ["First response", "1", "0", "0", "0"]  # not the manager's open one
+    log_in(client, acme.manager, acme.company)
+    sla = table_rows(client.get("/reports/sla").get_data(as_text=True))
+    assert sla[0][:5] == ["First response", "1", "0", "0", "1"]
 
 
 @pytest.mark.parametrize(
