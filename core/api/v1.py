@@ -264,7 +264,7 @@ def blueprint(app: Flask) -> Blueprint:
     limiter = Limiter(
         _rate_key,
         app=app,
-        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        storage_uri=ratelimit.storage_uri(app.config["RATELIMIT_STORAGE_URI"]),
         headers_enabled=True,
         key_prefix="guanxi",
     )
