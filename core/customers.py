@@ -20,6 +20,7 @@ from core import (
     keyset,
     search,
 )
+from core import columns as list_columns
 from core import fields as ext
 from core.choices import options
 from core.db import capped_count, db
@@ -68,14 +69,20 @@ def _ids(values: list[str]) -> list[int] | None:
     return [int(v) for v in values]
 
 
-def query(args: MultiDict) -> tuple[Select, dict[str, str], list[ext.Field]]:
+def query(
+    args: MultiDict, columns: list[ext.Field] | None = None
+) -> tuple[Select, dict[str, str], list[ext.Field]]:
     """The customer query for request ``args``: search ``q``, core and extension filters.
 
-    Returns the statement (rows: ``Customer`` then one column per extension field), the filter
-    errors keyed by parameter, and the extension fields used.
+    Returns the statement (rows: ``Customer`` then one column per extension field of
+    ``columns``, by default every field of the company), the filter errors keyed by parameter,
+    and the extension fields whose values the rows hold. Every field filters: the side table of
+    a field not among ``columns`` is joined only when ``args`` filter on it.
     """
-    fields = extension_fields()
-    stmt = ext.join(select(Customer), Customer, fields)
+    declared = extension_fields()
+    fields = declared if columns is None else columns
+    hidden = [f for f in declared if f not in fields]
+    stmt = ext.join(select(Customer), Customer, fields, filtered=ext.filtered_by(hidden, args))
     errors: dict[str, str] = {}
     q = (args.get("q") or "").strip()
     if "\x00" in q or len(q) > 200:
@@ -104,7 +111,7 @@ def query(args: MultiDict) -> tuple[Select, dict[str, str], list[ext.Field]]:
             stmt = stmt.where(Customer.id.in_(tagged))
         else:
             stmt = stmt.where(getattr(Customer, name).in_(ids))
-    stmt, ext_errors = ext.apply_filters(stmt, fields, args)
+    stmt, ext_errors = ext.apply_filters(stmt, declared, args)
     errors.update(ext_errors)
     return stmt, errors, fields
 
@@ -114,7 +121,11 @@ def query(args: MultiDict) -> tuple[Select, dict[str, str], list[ext.Field]]:
 
 @dataclass
 class Page:
-    """One page of the customer list, with the names its rows show (loaded once per page)."""
+    """One page of the customer list, with the names its rows show (loaded once per page).
+
+    ``fields`` are every extension field of the company (the filter bar offers them all);
+    ``columns`` those the list shows (:mod:`core.columns`), the only ones whose values the rows
+    hold."""
 
     rows: list[tuple[Customer, dict[str, Any]]] = field(default_factory=list)
     next_after: str | None = None
@@ -122,6 +133,7 @@ class Page:
     capped: bool = False
     errors: dict[str, str] = field(default_factory=dict)
     fields: list[ext.Field] = field(default_factory=list)
+    columns: list[ext.Field] = field(default_factory=list)
     sort: str = DEFAULT_SORT
     owners: dict[int, str] = field(default_factory=dict)
     channels: dict[int, str] = field(default_factory=dict)
@@ -129,9 +141,12 @@ class Page:
 
 
 def page(args: MultiDict, size: int, cap: int) -> Page:
-    """One keyset page in the requested ``sort`` (``after`` is the cursor) and a capped count."""
-    stmt, errors, fields = query(args)
-    result = Page(errors=errors, fields=fields)
+    """One keyset page in the requested ``sort`` (``after`` is the cursor) and a capped count;
+    its rows hold the extension fields the company shows as list columns, and no others."""
+    declared = extension_fields()
+    shown = list_columns.shown(declared, "customer")
+    stmt, errors, fields = query(args, shown)
+    result = Page(errors=errors, fields=declared, columns=fields)
     sort_key = args.get("sort") or DEFAULT_SORT
     if sort_key not in SORTS:
         result.errors["sort"] = "must be one of " + ", ".join(SORTS)

@@ -68,6 +68,7 @@ def guanxi_extension_fields() -> list[Field]:
             min=0,
             max=5000,
             indexed=True,
+            list_column=True,
         ),
         Field(
             "customer",

@@ -43,6 +43,9 @@ def register(app: Flask) -> None:
     from core.web import privacy
 
     app.register_blueprint(privacy.bp)
+    from core.web import columns
+
+    app.register_blueprint(columns.bp)
     from core.web import permissions
 
     app.register_blueprint(permissions.bp)

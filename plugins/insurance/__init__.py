@@ -76,8 +76,17 @@ def guanxi_extension_fields() -> list[Field]:
             "Occupation class",
             "职业类别",
             choices=OCCUPATION,
+            list_column=True,
         ),
-        Field("customer", "annual_income", "decimal", "Annual income (CNY)", "年收入（元）", min=0),
+        Field(
+            "customer",
+            "annual_income",
+            "decimal",
+            "Annual income (CNY)",
+            "年收入（元）",
+            min=0,
+            list_column=True,
+        ),
         *_gather("fields"),
     ]
 

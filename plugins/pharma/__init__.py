@@ -77,6 +77,7 @@ def guanxi_extension_fields() -> list[Field]:
             "医院等级",
             choices=GRADES,
             indexed=True,
+            list_column=True,
         ),
         Field("customer", "beds", "integer", "Beds", "床位数", min=0, max=20000),
         Field("customer", "department", "string", "Department", "科室", max_length=60),
@@ -117,6 +118,7 @@ def guanxi_extension_fields() -> list[Field]:
             "所属医院",
             kinds=("hospital",),
             help="The hospital the doctor works at.",
+            list_column=True,
         ),
         *_gather("fields"),
     ]

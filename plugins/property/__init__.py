@@ -79,8 +79,9 @@ def guanxi_extension_fields() -> list[Field]:
             "住户类型",
             choices=RESIDENT,
             indexed=True,
+            list_column=True,
         ),
-        Field("customer", "unit_label", "string", "Unit", "房号", max_length=40),
+        Field("customer", "unit_label", "string", "Unit", "房号", max_length=40, list_column=True),
         Field("service_ticket", "place", "choice", "Place", "问题位置", choices=PLACES),
         *_gather("fields"),
     ]
