@@ -158,13 +158,15 @@ def raw_sqlite(source: Path, target: Path, customers: list, ext: list) -> float:
     same connection settings as an import's."""
     from core.importer import BULK_CACHE_KB
 
-    names = ("company", "user", "channel", "customer", "pharma_customer_ext")
+    # customer_search: the search index (core.search) that customer's triggers keep.
+    names = ("company", "user", "channel", "customer", "customer_search", "pharma_customer_ext")
     with sqlite3.connect(source) as src:
         ddl = [
             sql
             for (sql,) in src.execute(
                 f"SELECT sql FROM sqlite_master WHERE tbl_name IN ({','.join('?' * len(names))})"
-                " AND sql IS NOT NULL ORDER BY type DESC",
+                " AND sql IS NOT NULL"
+                " ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END",
                 names,
             )
         ]

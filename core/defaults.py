@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import classify, clocks, interactions
+from core import classify, clocks, interactions, search
 from core.choices import Choice
 from core.clocks import ObligationKind
 from core.db import db
@@ -233,6 +233,14 @@ def guanxi_jobs() -> list[Job]:
             daily("03:00"),
             label="Customers: recompute value tier, loyalty and lifecycle stage",
             label_zh="客户分级：重算价值等级、忠诚度与生命周期",
+        ),
+        Job(
+            "customers.search_index",
+            search.refresh_job,
+            every(1),
+            label="Customer search: index the customers added or changed since the last run",
+            label_zh="客户搜索：为新增或修改的客户建立索引",
+            per_company=False,
         ),
         Job(
             "interactions.overdue",

@@ -13,8 +13,15 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select
 
+from core import search
 from core.models import Customer
 from core.tenancy import company_scope
+
+
+def refresh(db) -> int:
+    """What the ``customers.search_index`` job does."""
+    with db.engine.begin() as conn:
+        return search.refresh(conn)
 
 
 @pytest.fixture
@@ -42,6 +49,7 @@ def acme(db, company, login_as):
             ]
         )
         db.session.commit()
+    refresh(db)  # the job has run: searches below go through the index
     return acme
 
 
@@ -115,3 +123,31 @@ def test_the_list_page_searches_the_same_way(acme, client):
     page = client.get("/customers/?q=" + quote("瑞金医"))
     assert page.status_code == 200
     assert "上海瑞金医院" in page.text and "北京协和医院" not in page.text
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["before indexing", "after indexing"])
+def test_the_same_customers_are_found_before_and_after_the_index_catches_up(
+    acme, db, found, indexed
+):
+    with company_scope(acme.id):
+        wang = db.session.scalar(select(Customer).where(Customer.name == "王小明"))
+        wang.name = "王晓明"
+        db.session.delete(db.session.scalar(select(Customer).where(Customer.name == "张伟")))
+        db.session.add(Customer(name="广州华山医院", phone="020-8888 1234"))
+        db.session.commit()
+    if indexed:
+        refresh(db)
+    assert found("华山") == ["广州华山医院"] and found("88881234") == ["广州华山医院"]
+    assert found("王晓明") == ["王晓明"] and found("王小明") == [] and found("小明") == []
+    assert found("张") == [] and found("VIP") == []
+    assert found("医院") == ["上海瑞金医院", "北京协和医院", "广州华山医院"]
+
+
+def test_the_search_index_job_indexes_what_changed_once(acme, db):
+    refresh(db)
+    assert refresh(db) == 0
+    with company_scope(acme.id):
+        db.session.add_all([Customer(name="甲医院"), Customer(name="乙医院")])
+        db.session.commit()
+    assert refresh(db) == (2 if db.engine.dialect.name == "sqlite" else 0)
+    assert refresh(db) == 0
