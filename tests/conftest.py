@@ -64,3 +64,28 @@ def log_in(live_url):
             page.click("button[type=submit]")
 
     return log_in
+
+
+@pytest.fixture
+def failing_import(monkeypatch):
+    """``failing_import(call, error, method="_insert", write_first=False)``: the importer's
+    ``method`` raises ``error`` on its ``call``-th call (after writing that batch when
+    ``write_first``: the database failed after the statement). Returns the call counter."""
+    from core import importer
+
+    def arm(call: int, error: Exception, method: str = "_insert", write_first: bool = False):
+        original = getattr(importer.Job, method)
+        calls = {"n": 0}
+
+        def flaky(self, rows):
+            calls["n"] += 1
+            if calls["n"] == call:
+                if write_first:
+                    original(self, rows)
+                raise error
+            return original(self, rows)
+
+        monkeypatch.setattr(importer.Job, method, flaky)
+        return calls
+
+    return arm

@@ -234,22 +234,13 @@ def test_import_upload_and_mapping(db, client, company, login_as):
     assert (row.data["file"], row.data["created"], row.data["status"]) == ("客户.csv", 2, "done")
 
 
-def test_import_resume(db, client, company, login_as, monkeypatch):
-    from core import importer
+def test_import_resume(db, client, company, login_as, failing_import):
 
     co = company()
     login_as("admin", co)
     lines = ["code,name"] + [f"R{i:03d},客户{i}" for i in range(20)]
     uploaded = _upload(client, "\n".join(lines).encode())
-    original, calls = importer.Job._insert, {"n": 0}
-
-    def flaky(self: Any, rows: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("database went away")
-        return original(self, rows)
-
-    monkeypatch.setattr(importer.Job, "_insert", flaky)
+    failing_import(2, RuntimeError("database went away"))
     started = client.post(
         uploaded.location, data={"map-0": "code", "map-1": "name", "mode": "batched", "batch": "10"}
     )

@@ -129,20 +129,14 @@ def test_batched_import_keeps_good_batches_and_reports_bad_rows(shop, tmp_path):
         assert handle.session.scalar(select(func.count(Customer.id))) == 24
 
 
-def test_a_batched_import_that_fails_midway_resumes_without_duplicates(shop, tmp_path, monkeypatch):
+def test_a_batched_import_that_fails_midway_resumes_without_duplicates(
+    shop, tmp_path, failing_import
+):
     co, user = shop
     path = _many(tmp_path, 50)
-    original = importer.Job._insert
-    calls = {"n": 0}
-
-    def flaky(self, rows):
-        calls["n"] += 1
-        if calls["n"] == 3:  # the third batch: the database gives out
-            original(self, rows)
-            raise handle.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
-        return original(self, rows)
-
-    monkeypatch.setattr(importer.Job, "_insert", flaky)
+    # the third batch: the database gives out after writing it
+    gone = handle.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+    calls = failing_import(3, gone, write_first=True)
     with company_scope(co.id):
         task = tasks.create(
             "import", importer.run, user_id=user.id, path=str(path), resource="customers",
@@ -162,19 +156,10 @@ def test_a_batched_import_that_fails_midway_resumes_without_duplicates(shop, tmp
         assert [a.data["status"] for a in audits] == ["interrupted", "done"]
 
 
-def test_atomic_import_with_a_database_failure_writes_nothing(shop, tmp_path, monkeypatch):
+def test_atomic_import_with_a_database_failure_writes_nothing(shop, tmp_path, failing_import):
     co, user = shop
     path = _many(tmp_path, 12000)  # three chunks
-    original = importer.Job._insert_extension
-    calls = {"n": 0}
-
-    def flaky(self, rows):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("boom")
-        return original(self, rows)
-
-    monkeypatch.setattr(importer.Job, "_insert_extension", flaky)
+    failing_import(2, RuntimeError("boom"), method="_insert_extension")
     with company_scope(co.id), pytest.raises(RuntimeError):
         run(path, user=user)
     with company_scope(co.id):
@@ -604,21 +589,12 @@ def test_guanxi_import_from_the_command_line(app, shop, tmp_path):
     assert unknown.exit_code != 0 and "customers" in unknown.output
 
 
-def test_guanxi_import_resumes_a_failed_batched_import(app, shop, tmp_path, monkeypatch):
+def test_guanxi_import_resumes_a_failed_batched_import(app, shop, tmp_path, failing_import):
     from core.cli import main
 
     co, _user = shop
     path = _many(tmp_path, 30)
-    original = importer.Job._insert
-    calls = {"n": 0}
-
-    def flaky(self, rows):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("the disk is full")
-        return original(self, rows)
-
-    monkeypatch.setattr(importer.Job, "_insert", flaky)
+    failing_import(2, RuntimeError("the disk is full"))
     runner = app.test_cli_runner()
     args = ["import", "customers", str(path), "--company", co.code, "--batch", "10"]
     failed = runner.invoke(main, args)
@@ -756,21 +732,12 @@ def test_another_companys_upload_and_import_are_not_found(client, company, login
     assert client.get(f"/imports/{task_id}/status").status_code == 404
 
 
-def test_a_stopped_batched_web_import_resumes(client, company, login_as, monkeypatch):
+def test_a_stopped_batched_web_import_resumes(client, company, login_as, failing_import):
     co = company()
     login_as("admin", co)
     lines = ["code,name"] + [f"R{i:03d},客户{i}" for i in range(30)]
     uploaded = _upload(client, "\n".join(lines).encode())
-    original = importer.Job._insert
-    calls = {"n": 0}
-
-    def flaky(self, rows):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("database went away")
-        return original(self, rows)
-
-    monkeypatch.setattr(importer.Job, "_insert", flaky)
+    failing_import(2, RuntimeError("database went away"))
     started = client.post(
         uploaded.location, data={"map-0": "code", "map-1": "name", "mode": "batched", "batch": "10"}
     )
