@@ -45,13 +45,12 @@ from sqlalchemy import (
     update,
 )
 
-from core import audit, classify
+from core import access, audit, classify, permissions
 from core.db import db
 from core.models import Customer, Membership, Notification, User
 from core.tenancy import require_company
 
 #: Roles allowed to merge customers.
-MERGE_ROLES = ("admin", "manager")
 #: ``subject_type`` of customers in polymorphic references.
 SUBJECT_TYPE = "customer"
 #: Core columns the merge never copies (identity, bookkeeping, computed by rules).
@@ -239,10 +238,12 @@ def check(survivor: Customer, merged: Customer, user: User) -> None:
     if survivor.id == merged.id:
         raise MergeRefused(_("A customer cannot be merged into itself."))
     role = role_of(user)
-    if role not in MERGE_ROLES:
+    if not permissions.grant("merge", role, access.company_permissions()).held:
         raise MergeRefused(
             _(
-                "Merging customers needs the role admin or manager; you are %(role)s.",
+                "Merging customers needs the permission “%(label)s” (merge), which your role "
+                "%(role)s does not hold in this company; ask an administrator.",
+                label=permissions.declared()["merge"].text,
                 role=role or _("not a member"),
             ),
             403,

@@ -76,6 +76,25 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
         others=True,
     ),
     Permission(
+        "import",
+        "Import",
+        "导入",
+        "Import customers, contacts, channels and interactions from CSV or XLSX files, and "
+        "resume a stopped import (every import is audited).",
+        "从 CSV 或 XLSX 文件导入客户、联系人、渠道和互动记录，并可继续已中断的导入"
+        "（每次导入均记入审计日志）。",
+        roles=("admin", "manager"),
+    ),
+    Permission(
+        "merge",
+        "Merge duplicates",
+        "合并重复客户",
+        "Find duplicate customers and merge one into another (its contacts, interactions, "
+        "tickets and plugin records move; the merge is audited).",
+        "查找重复客户并将其合并（联系人、互动、工单和插件记录一并转移；合并记入审计日志）。",
+        roles=("admin", "manager"),
+    ),
+    Permission(
         "access_review",
         "Review access",
         "查看访问权限",

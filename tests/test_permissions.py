@@ -10,9 +10,9 @@ import types
 import pytest
 from sqlalchemy import select
 
-from core import access, permissions
+from core import access, merge, permissions
 from core.fields import save
-from core.models import CompanySetting, Customer, Membership
+from core.models import CompanySetting, Customer, Membership, User
 from core.permissions import Permission
 from core.plugins import Manifest, PluginError, PluginManager, current, hookimpl
 from core.tenancy import company_scope, unscoped
@@ -71,8 +71,8 @@ def test_two_plugins_declaring_one_permission_stop_the_start():
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        ("admin", {"pii", "export", "access_review", "kyc.verify"}),
-        ("manager", {"pii", "export", "kyc.verify"}),
+        ("admin", {"pii", "export", "import", "merge", "access_review", "kyc.verify"}),
+        ("manager", {"pii", "export", "import", "merge", "kyc.verify"}),
         ("sales_rep", {"pii"}),
         ("service_agent", {"pii", "export"}),
         ("viewer", set()),
@@ -230,3 +230,28 @@ def test_a_bad_user_is_a_clear_400(client, login_as, kyc, raw):
     assert "No member" in response.get_data(as_text=True) or "没有成员" in response.get_data(
         as_text=True
     )
+
+
+def test_a_company_decides_who_imports_and_who_merges(db, client, login_as, kyc):
+    login_as("sales_rep", kyc.company)
+    refused = client.get("/imports/")
+    assert refused.status_code == 403 and "import" in refused.get_data(as_text=True)
+    set_permissions(
+        db,
+        kyc.company,
+        {"import": ["viewer", "service_agent"], "merge": ["manager", "sales_rep", "viewer"]},
+    )
+    assert client.get("/imports/").status_code == 200  # reps import in this company
+    login_as("manager", kyc.company)
+    refused = client.get("/customers/duplicates")
+    assert refused.status_code == 403 and "merge" in refused.get_data(as_text=True)
+    with company_scope(kyc.company.id):
+        other = Customer(name="张三")
+        db.session.add(other)
+        db.session.flush()
+        manager = db.session.scalars(
+            select(User).join(Membership).where(Membership.role == "manager")
+        ).one()
+        with pytest.raises(merge.MergeRefused, match="merge"):
+            merge.merge_customers(db.session.get(Customer, kyc.customer_id), other, manager)
+        db.session.rollback()

@@ -14,7 +14,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    g,
     redirect,
     render_template,
     request,
@@ -33,6 +32,7 @@ from core import fields as ext
 from core.choices import label as choice_label
 from core.db import db
 from core.models import Channel, Customer, User
+from core.permissions import abort_without
 from core.web.helpers import require_member
 
 bp = Blueprint("identify", __name__, url_prefix="/customers")
@@ -79,17 +79,7 @@ COMPARED = (
 @login_required
 def _guard() -> None:
     require_member()
-    member = g.get("membership")
-    role = member.role if member is not None else None
-    if role not in merge.MERGE_ROLES:
-        abort(
-            403,
-            _(
-                "Finding and merging duplicate customers needs the role admin or manager; "
-                "you are %(role)s.",
-                role=role,
-            ),
-        )
+    abort_without("merge")
 
 
 @bp.route("/duplicates")

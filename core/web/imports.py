@@ -40,13 +40,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from core import audit, importer, tabular, tasks
 from core.db import db
 from core.models import BackgroundTask
+from core.permissions import abort_without
 from core.tenancy import current_company_id
-from core.web.helpers import check_csrf, csrf_checked_in_view, require_member, role
+from core.web.helpers import check_csrf, csrf_checked_in_view, require_member
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
 #: Roles that may import.
-IMPORT_ROLES = ("admin", "manager")
 #: Rows shown on the mapping page.
 PREVIEW_ROWS = 5
 #: Files with more rows than this are imported in batches unless the person chooses otherwise
@@ -59,11 +59,7 @@ _TOKEN = re.compile(r"^c(\d+)-([0-9a-f]{32})\.(csv|xlsx)$")
 @login_required
 def _guard() -> None:
     require_member()
-    if role() not in IMPORT_ROLES:
-        abort(
-            403,
-            _("Your role (%(role)s) may not import; ask an administrator or manager.", role=role()),
-        )
+    abort_without("import")
 
 
 def _limit() -> int:
