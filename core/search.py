@@ -206,10 +206,12 @@ def _terms(row: str) -> str:
     return f"{row}.name, {phone}, {row}.email, {row}.code, {_sqlite_grams(row + '.name')}"
 
 
-#: PostgreSQL: the grams of a name, as an array (what the GIN index holds).
+#: PostgreSQL: the grams of a name, as an array (what the GIN index holds). Its COST tells the
+#: planner that calling it on every row is dear: without it a surname search walked the
+#: newest-first index calling it per row (370 ms at a million) instead of using the index (57 ms).
 _PG_GRAMS_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION {PG_GRAMS}(value text) RETURNS text[]
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE COST 5000 AS $$
     SELECT array_agg(gram) FROM (
         SELECT chr(30) || substr(value, 1, 1) AS gram WHERE value <> ''
         UNION
