@@ -9,7 +9,8 @@ company ``demo-pharma``, ``--customers`` imported customers, one API token per r
 through Flask's test client (no server, no network), each read of bench/api_read.py is asked
 with the token: once to warm the worker's caches, once with a SQLAlchemy
 ``before_cursor_execute`` listener that prints every statement it sends, then ``--requests``
-times under a timer (ms per request), and ``--requests`` times under cProfile, whose top
+times under a timer (ms per request, and the CPU time of the process: on a shared machine
+the less noisy figure), and ``--requests`` times under cProfile, whose top
 ``--profile`` functions by cumulative time are printed for the customer list. Each request
 runs in its own app context, so nothing cached in ``flask.g`` survives from one to the next,
 as in a real server.
@@ -82,11 +83,15 @@ def run(args: argparse.Namespace) -> None:
         for kind, path in paths.items():
             get(path)  # warm: imports, the plugin registry's caches, the token's stamp
             sent = statements(engine, lambda p=path: get(p))
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             for _ in range(args.requests):
                 get(path)
             ms = (time.perf_counter() - t0) * 1000 / args.requests
-            print(f"\n{kind}: GET {path}: {len(sent)} statements, {ms:.2f} ms per request")
+            cpu = (time.process_time() - cpu0) * 1000 / args.requests
+            print(
+                f"\n{kind}: GET {path}: {len(sent)} statements, {ms:.2f} ms per request "
+                f"({cpu:.2f} ms of this process's CPU)"
+            )
             for sql in sent:
                 print(f"  {sql[:240]}")
         profile = cProfile.Profile()
