@@ -155,9 +155,11 @@ def guanxi_plugin_enabled(company: Any) -> None:
 
 @hookimpl
 def guanxi_demo_data(company: Any, fake: Any) -> None:
-    """Underwriting basics on the demo customers; then each part's demo rows, in order."""
+    """Each part's demo rows, in order; then underwriting basics on every demo customer (the
+    customers the parts made too: the two fields are the list's columns)."""
     from plugins import demo_values
 
+    _each("demo", company, fake)
     demo_values(
         "customer",
         {
@@ -165,5 +167,4 @@ def guanxi_demo_data(company: Any, fake: Any) -> None:
             "insurance__annual_income": lambda rng: rng.choice([60000, 120000, 300000, 800000]),
         },
     )
-    _each("demo", company, fake)
     _each("demo_finish", company, fake)
