@@ -47,6 +47,7 @@ SHOTS = [
     ("report-customers-pharma.png", "manager@pharma.demo", "/reports/customers", "zh_CN"),
     ("report-sla-property.png", "manager@property.demo", "/reports/sla", "zh_CN"),
     ("import-pharma.png", "admin@pharma.demo", "/imports/", "zh_CN"),
+    ("list-columns-pharma.png", "admin@pharma.demo", "/settings/columns/", "zh_CN"),
     ("api-docs-pharma.png", "admin@pharma.demo", "/developer/api", "zh_CN"),
     ("tokens-pharma.png", "admin@pharma.demo", "/account/tokens/", "zh_CN"),
     ("sales-board-pharma.png", "manager@pharma.demo", "/sales/opportunities/board", "zh_CN"),
