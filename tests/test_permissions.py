@@ -255,3 +255,65 @@ def test_a_company_decides_who_imports_and_who_merges(db, client, login_as, kyc)
         with pytest.raises(merge.MergeRefused, match="merge"):
             merge.merge_customers(db.session.get(Customer, kyc.customer_id), other, manager)
         db.session.rollback()
+
+
+def test_the_edit_form_does_not_reveal_personal_data_and_keeps_it(db, client, login_as, kyc):
+    set_permissions(db, kyc.company, {"pii": ["viewer", "sales_rep"]})
+    rep = login_as("sales_rep", kyc.company)
+    with company_scope(kyc.company.id), unscoped():
+        db.session.get(Customer, kyc.customer_id).owner_id = rep.id
+        db.session.commit()
+    url = f"/customers/{kyc.customer_id}/edit"
+    page = client.get(url).get_data(as_text=True)
+    for whole in ("13800138000", ID, HOME, "世纪大道100号"):
+        assert whole not in page
+    assert "138****8000" in page and "110****4477" in page  # as placeholders
+    form = {
+        "name": "张三丰",
+        "kind": "consumer",
+        "status": "potential",
+        "owner_id": rep.id,
+        "phone": "",
+        "address": "",
+        "kyc__id_number": "",
+        "kyc__home": "",
+        "kyc__score": "7",
+    }
+    assert client.post(url, data=form).status_code == 302
+    api = client.get(f"/api/v1/customers/{kyc.customer_id}").get_json()
+    assert api["name"] == "张三丰" and api["phone"] == "138****8000"
+    with company_scope(kyc.company.id):
+        saved = db.session.get(Customer, kyc.customer_id)
+        db.session.refresh(saved)
+        assert saved.phone == "13800138000" and saved.address.startswith("上海市浦东新区")
+    refused = client.post(url, data={**form, "name": ""})
+    assert refused.status_code == 422 and "13800138000" not in refused.get_data(as_text=True)
+    assert client.post(url, data={**form, "phone": "13900001111"}).status_code == 302
+    with company_scope(kyc.company.id):
+        saved = db.session.get(Customer, kyc.customer_id)
+        db.session.refresh(saved)
+        assert saved.phone == "13900001111"  # typed into, the input replaces the stored value
+    login_as("manager", kyc.company)
+    whole = client.get(f"/api/v1/customers/{kyc.customer_id}").get_json()
+    assert whole["kyc__id_number"] == ID and whole["kyc__home"] == HOME
+
+
+def test_a_contacts_phone_is_not_revealed_by_its_edit_form(db, client, login_as, kyc):
+    from core.models import Contact
+
+    set_permissions(db, kyc.company, {"pii": ["viewer", "sales_rep"]})
+    rep = login_as("sales_rep", kyc.company)
+    with company_scope(kyc.company.id), unscoped():
+        db.session.get(Customer, kyc.customer_id).owner_id = rep.id
+        contact = Contact(
+            customer_id=kyc.customer_id, name="李四", phone="13712345678", company_id=kyc.company.id
+        )
+        db.session.add(contact)
+        db.session.commit()
+        contact_id = contact.id
+    url = f"/customers/{kyc.customer_id}/contacts/{contact_id}/edit"
+    page = client.get(url).get_data(as_text=True)
+    assert "13712345678" not in page and "137****5678" in page
+    assert client.post(url, data={"name": "李四", "phone": ""}).status_code == 302
+    with company_scope(kyc.company.id):
+        assert db.session.get(Contact, contact_id).phone == "13712345678"

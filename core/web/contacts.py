@@ -18,12 +18,12 @@ from wtforms import EmailField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length, Optional
 
-from core import audit
+from core import access, audit
 from core.choices import options
 from core.db import db
 from core.models import Contact, Customer
 from core.web.customers import TextForm, require_writer, visible_or_refuse
-from core.web.helpers import require_member
+from core.web.helpers import keep_personal_data, require_member
 
 bp = Blueprint("contacts", __name__, url_prefix="/customers/<int:customer_id>/contacts")
 
@@ -94,12 +94,18 @@ def edit(customer_id: int, contact_id: int) -> Any:
     customer = visible_or_refuse(customer_id)
     contact = _contact(customer, contact_id)
     form = contact_form(obj=contact)
+    kept = []
+    if not access.has_permission("pii"):
+        phone = (contact.phone, access.mask_phone(contact.phone))
+        kept = keep_personal_data(form, {"phone": phone})
     if form.validate_on_submit():
         _apply(form, contact)
         audit.record("update", "contact", contact.id, {"customer_id": customer.id})
         db.session.commit()
         flash(_("Contact saved."))
         return redirect(url_for("customers.detail", customer_id=customer.id) + "#contacts")
+    for name in kept:
+        form[name].data = None  # the form shown again must not reveal what it kept
     status = 422 if form.errors else 200
     return render_template(
         "contacts/form.html", form=form, customer=customer, contact=contact

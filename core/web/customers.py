@@ -32,7 +32,7 @@ from core.choices import options
 from core.db import db
 from core.models import Customer
 from core.tenancy import company_scope, current_company_id
-from core.web.helpers import require_member, role
+from core.web.helpers import keep_personal_data, require_member, role
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 
@@ -206,15 +206,36 @@ def edit(customer_id: int) -> object:
         obj=customer,
         data={**values, "tags": tags} if request.method == "GET" else None,
     )
+    kept = _keep_personal_data(form, customer, fields, values)
     if form.validate_on_submit():
         _apply(form, customer, fields)
         audit.record("update", "customer", customer.id)
         db.session.commit()
         flash(_("Customer saved."))
         return _after_save(customer)
+    for name in kept:
+        form[name].data = None  # the form shown again must not reveal what it kept
     return render_template("customers/form.html", form=form, customer=customer), (
         422 if form.errors else 200
     )
+
+
+def _keep_personal_data(
+    form: CustomerForm, customer: Customer, fields: list[ext.Field], values: dict[str, Any]
+) -> list[str]:
+    """:func:`~core.web.helpers.keep_personal_data` for the phone, the address and the
+    ``pii`` plugin fields of ``customer``."""
+    if access.has_permission("pii"):
+        return []
+    stored = {
+        "phone": (customer.phone, access.mask_phone(customer.phone)),
+        "address": (customer.address, access.mask_address(customer.address)),
+    }
+    for f in fields:
+        if f.pii:
+            value = values.get(f.key)
+            stored[f.key] = (value, "" if value is None else str(ext.masked(f, value)))
+    return keep_personal_data(form, stored)
 
 
 def _after_save(customer: Customer) -> Any:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, g, session
+from flask import Flask, g, request, session
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -221,3 +222,26 @@ def require_member() -> None:
 
     if current_company_id() is None:
         abort(403, _("Choose a company first."))
+
+
+def keep_personal_data(form: Any, stored: Mapping[str, tuple[Any, str]]) -> list[str]:
+    """An edit form for a member without the ``pii`` permission: each input named in
+    ``stored`` (``{name: (stored value, masked value)}``) is shown empty with the masked value
+    as its placeholder; submitted empty it keeps the stored value, typed into it replaces it.
+    Returns the inputs whose stored value a submitted form kept: clear them (``data = None``)
+    before showing the form again, or the page would reveal them."""
+    from flask_babel import gettext as _
+
+    kept = []
+    for name, (value, masked) in stored.items():
+        if value in (None, ""):
+            continue
+        field = form[name]
+        hint = _("%(masked)s (personal data: leave empty to keep)", masked=masked)
+        field.render_kw = {**(field.render_kw or {}), "placeholder": hint}
+        if request.method != "POST":
+            field.data = None
+        elif field.data in (None, ""):
+            field.data, field.raw_data = value, [str(value)]
+            kept.append(name)
+    return kept
