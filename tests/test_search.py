@@ -151,3 +151,16 @@ def test_the_search_index_job_indexes_what_changed_once(acme, db):
         db.session.commit()
     assert refresh(db) == (2 if db.engine.dialect.name == "sqlite" else 0)
     assert refresh(db) == 0
+
+
+@pytest.mark.parametrize(
+    "q",
+    ["\x00", " ", "\x1e", "\x1f\x1e", "ab\x1f", "'", "\\", "%", "*", "^", "NEAR", "NOT", "(",
+     "{", "a:b", "😀", "😀😀😀", "ｱｲｳ", "\u3000", "1", "12", "x" * 200, "x" * 201],
+)  # fmt: skip
+def test_odd_search_text_is_an_answer_or_a_clear_400(acme, client, q):
+    for url in (f"/api/v1/customers?q={quote(q)}", f"/customers/?q={quote(q)}"):
+        answer = client.get(url)
+        assert answer.status_code in (200, 400), url
+        if answer.status_code == 400:
+            assert "q" in answer.get_data(as_text=True)
