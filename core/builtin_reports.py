@@ -398,13 +398,15 @@ NEW_LOST = Report(
 
 def _interactions_query(p: Mapping[str, Any]) -> Any:
     stmt = (
-        select(
-            Interaction.user_id.label("value"),
-            User.name.label("name"),
-            Interaction.kind.label("kind"),
-            func.count(Interaction.id).label("n"),
+        through_customers(
+            select(
+                Interaction.user_id.label("value"),
+                User.name.label("name"),
+                Interaction.kind.label("kind"),
+                func.count(Interaction.id).label("n"),
+            ),
+            Customer.id == Interaction.customer_id,
         )
-        .join(Customer, Customer.id == Interaction.customer_id)
         .outerjoin(User, User.id == Interaction.user_id)
         .where(*within(Interaction.occurred_at, p))
         .group_by(Interaction.user_id, User.name, Interaction.kind)
@@ -797,24 +799,22 @@ def _times_query(p: Mapping[str, Any]) -> Any:
             ServiceTicket,
             and_(Obligation.subject_type == TICKET, Obligation.subject_id == ServiceTicket.id),
         )
-        .join(Customer, Customer.id == ServiceTicket.customer_id)
-        .where(
-            Obligation.kind == "ticket.first_response",
-            Obligation.met_at.is_not(None),
-            *within(ServiceTicket.created_at, p),
-            *extra,
-        )
     )
-    resolution = (
+    response = through_customers(response, Customer.id == ServiceTicket.customer_id).where(
+        Obligation.kind == "ticket.first_response",
+        Obligation.met_at.is_not(None),
+        *within(ServiceTicket.created_at, p),
+        *extra,
+    )
+    resolution = through_customers(
         select(
             _bucket(minutes_between(ServiceTicket.resolved_at, ServiceTicket.created_at)).label(
                 "bucket"
             ),
             literal("resolution").label("measure"),
-        )
-        .join(Customer, Customer.id == ServiceTicket.customer_id)
-        .where(ServiceTicket.resolved_at.is_not(None), *within(ServiceTicket.created_at, p), *extra)
-    )
+        ).select_from(ServiceTicket),
+        Customer.id == ServiceTicket.customer_id,
+    ).where(ServiceTicket.resolved_at.is_not(None), *within(ServiceTicket.created_at, p), *extra)
     both = union_all(response, resolution).subquery("times")
     return select(both.c.bucket, both.c.measure, func.count().label("n")).group_by(
         both.c.bucket, both.c.measure
@@ -898,7 +898,7 @@ def _satisfaction_query(p: Mapping[str, Any]) -> Any:
         )
     else:
         stmt = select(score.label("value"), *measures).group_by(score)
-    return stmt.join(Customer, Customer.id == Interaction.customer_id).where(*base)
+    return through_customers(stmt, Customer.id == Interaction.customer_id).where(*base)
 
 
 def _satisfaction_shape(
@@ -989,17 +989,16 @@ def _funnel_query(p: Mapping[str, Any]) -> Any:
     resolved = history(WorkflowHistory.to_state.in_(_states("done")))
     followed = and_(resolved, follow_up())
     satisfied = and_(resolved, follow_up(Interaction.customer_score >= SATISFIED))
-    return (
+    return through_customers(
         select(
             func.count(ServiceTicket.id).label("opened"),
             func.sum(case((history(), 1), else_=0)).label("responded"),
             func.sum(case((resolved, 1), else_=0)).label("resolved"),
             func.sum(case((followed, 1), else_=0)).label("followed"),
             func.sum(case((satisfied, 1), else_=0)).label("satisfied"),
-        )
-        .join(Customer, Customer.id == ServiceTicket.customer_id)
-        .where(*within(ServiceTicket.created_at, p))
-    )
+        ).select_from(ServiceTicket),
+        Customer.id == ServiceTicket.customer_id,
+    ).where(*within(ServiceTicket.created_at, p))
 
 
 FUNNEL_STEPS = (

@@ -194,9 +194,14 @@ def test_record_rules_narrow_what_a_sales_rep_counts(app, client, acme):
     assert times[0][:4] == ["≤ 30 min", "1", "100.0%", "1"]
     sla = table_rows(client.get("/reports/sla").get_data(as_text=True))
     assert sla[0][:5] == ["First response", "1", "0", "0", "0"]  # not the manager's open one
+    people = table_rows(client.get("/reports/interactions").get_data(as_text=True))
+    # the rep's own call was on the manager's customer, which the rep does not see
+    assert [r[0] for r in people] == [acme.manager.name]
     log_in(client, acme.manager, acme.company)
     sla = table_rows(client.get("/reports/sla").get_data(as_text=True))
     assert sla[0][:5] == ["First response", "1", "0", "0", "1"]
+    people = table_rows(client.get("/reports/interactions").get_data(as_text=True))
+    assert sorted(r[0] for r in people) == sorted([acme.manager.name, acme.sales_rep.name])
 
 
 @pytest.mark.parametrize(
