@@ -15,7 +15,7 @@ from pathlib import Path
 from faker import Faker
 from sqlalchemy import select
 
-from core import clocks, tokens, workflow
+from core import clocks, search, tokens, workflow
 from core.channels import seed_demo as seed_channels_demo
 from core.classify import seed_demo as seed_identify_demo
 from core.customers import seed_demo as seed_customers_demo
@@ -122,6 +122,7 @@ def create(seed: int = 20261124) -> list[Company]:
             _import_fair_leads(slug)
         made.append(company)
     clocks.scan()
+    search.refresh(db.session.connection())  # what the customers.search_index job would do
     db.session.commit()
     return made
 
