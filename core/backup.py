@@ -38,9 +38,9 @@ Restore
       against the manifest), then copied over the live database by the same backup API, one
       write transaction: the web workers see the old database or the new one.
     * PostgreSQL: ``pg_restore`` turns the archive into SQL, and ``psql --single-transaction``
-      runs, in one transaction, the drop of every table, view and sequence of the database's
-      schemas, that SQL, and a check that every table has the manifest's row count; any error
-      rolls all of it back. Objects are owned by the restoring user (``--no-owner``) and
+      runs, in one transaction, the drop of every table, view, sequence and function of the
+      database's schemas, that SQL, and a check that every table has the manifest's row count;
+      any error rolls all of it back. Objects are owned by the restoring user (``--no-owner``) and
       privileges are not restored (``--no-privileges``): the roles of the source server need
       not exist on the target. The database itself must exist (``createdb``). Restoring waits at
       most :data:`LOCK_WAIT_TIMEOUT_MS` for each table lock, so stop the web workers first (a
@@ -583,8 +583,9 @@ def _sqlite_restore(engine: Engine, plan: Plan, copy: Path) -> None:
         raise BackupError("the restored database does not have the backup's row counts")
 
 
-#: Drops every table, view and sequence outside the system schemas (and extensions), so that
-#: tables a newer schema added do not survive the restore of an older backup.
+#: Drops every table, view, sequence and function outside the system schemas (and extensions),
+#: so that what a newer schema added does not survive the restore of an older backup, and the
+#: backup's own functions (core.search's guanxi_name_grams) can be created again.
 _PG_DROP_ALL = """
 DO $guanxi$
 DECLARE r record;
@@ -600,6 +601,17 @@ BEGIN
     EXECUTE 'DROP ' || CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
       WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END
       || ' IF EXISTS ' || r.name || ' CASCADE';
+  END LOOP;
+  FOR r IN
+    SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+      AS name
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.prokind = 'f'
+      AND n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                      AND d.objid = p.oid AND d.deptype = 'e')
+  LOOP
+    EXECUTE 'DROP FUNCTION IF EXISTS ' || r.name || ' CASCADE';
   END LOOP;
 END
 $guanxi$;
