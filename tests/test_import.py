@@ -152,7 +152,9 @@ def test_a_batched_import_that_fails_midway_resumes_without_duplicates(
         codes = [c for (c,) in customers(Customer.code)]
         assert codes == [f"K{i:04d}" for i in range(50)]
         assert calls["n"] == 6  # batches 1-2, the failed 3rd, then 3-5 again
-        audits = handle.session.scalars(select(AuditLog).where(AuditLog.action == "import"))
+        audits = handle.session.scalars(
+            select(AuditLog).where(AuditLog.action == "import").order_by(AuditLog.id)
+        )
         assert [a.data["status"] for a in audits] == ["interrupted", "done"]
 
 
@@ -577,7 +579,9 @@ def test_guanxi_import_from_the_command_line(app, shop, tmp_path):
     assert "created 29" in batched.output and "with errors 1" in batched.output
     with company_scope(co.id):
         assert handle.session.scalar(select(func.count(Customer.id))) == 29
-        audit = handle.session.scalars(select(AuditLog).where(AuditLog.action == "import")).all()
+        audit = handle.session.scalars(
+            select(AuditLog).where(AuditLog.action == "import").order_by(AuditLog.id)
+        ).all()
         assert [a.user_id for a in audit] == [None, user.id]
     mapped = runner.invoke(
         main,
