@@ -220,13 +220,7 @@ def save_rules(data: dict[str, Any], user_id: int | None = None) -> Rules:
     """
     rules = validate_rules(data)
     tuned = {k: v for k, v in rules.as_dict().items() if getattr(DEFAULTS, k) != v}
-    row = _setting()
-    if row is None:
-        row = CompanySetting(key=SETTING_KEY, value=tuned)
-        db.session.add(row)
-    else:
-        row.value = tuned
-    db.session.flush()
+    row = CompanySetting.put(SETTING_KEY, tuned)
     audit.record(
         "update", "company_setting", row.id, {"key": SETTING_KEY, "value": tuned}, user_id=user_id
     )

@@ -100,8 +100,9 @@ def save(
     unknown = wanted - {f.key for f in fields}
     if unknown:
         raise ColumnsError(f"no field {sorted(unknown)[0][:80]!r} on this list")
-    row = db.session.scalar(select(CompanySetting).where(CompanySetting.key == SETTING_KEY))
-    stored = _valid(row.value if row is not None else None)
+    stored = _valid(
+        db.session.scalar(select(CompanySetting.value).where(CompanySetting.key == SETTING_KEY))
+    )
     mine = {k: v for k, v in stored.get(model, {}).items() if k not in {f.key for f in fields}}
     for f in fields:
         if (f.key in wanted) != f.list_column:
@@ -109,12 +110,7 @@ def save(
     value = {m: v for m, v in stored.items() if m != model}
     if mine:
         value[model] = dict(sorted(mine.items()))
-    if row is None:
-        row = CompanySetting(key=SETTING_KEY, value=value)
-        db.session.add(row)
-    else:
-        row.value = value
-    db.session.flush()
+    row = CompanySetting.put(SETTING_KEY, value)
     visible = [f for f in fields if f.key in wanted]
     audit.record(
         "update",

@@ -20,3 +20,18 @@ class CompanySetting(TenantMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(80))
     value: Mapped[Any] = mapped_column(JSON)
+
+    @classmethod
+    def put(cls, key: str, value: Any) -> CompanySetting:
+        """Store ``value`` under ``key`` for the company in scope (the row made or changed and
+        flushed, so it has its id for the audit row the caller writes); the caller commits."""
+        from sqlalchemy import select
+
+        row = db.session.scalar(select(cls).where(cls.key == key))
+        if row is None:
+            row = cls(key=key, value=value)
+            db.session.add(row)
+        else:
+            row.value = value
+        db.session.flush()
+        return row

@@ -201,13 +201,7 @@ def set_clawback_days(days: int, user_id: int | None = None) -> None:
     The caller commits."""
     if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_CLAWBACK_DAYS:
         raise ValueError(f"the clawback window must be 0 to {MAX_CLAWBACK_DAYS} days")
-    row = db.session.scalar(select(CompanySetting).where(CompanySetting.key == CLAWBACK_KEY))
-    if row is None:
-        row = CompanySetting(key=CLAWBACK_KEY, value=days)
-        db.session.add(row)
-    else:
-        row.value = days
-    db.session.flush()
+    row = CompanySetting.put(CLAWBACK_KEY, days)
     audit.record("update", "company_setting", row.id, {CLAWBACK_KEY: days}, user_id=user_id)
 
 

@@ -233,13 +233,7 @@ def set_payment_terms(days: int, user_id: int | None = None) -> None:
     """Store the company's default payment terms (0 to :data:`MAX_TERMS` days); audited."""
     if not 0 <= days <= MAX_TERMS:
         raise ValueError(f"payment terms must be 0 to {MAX_TERMS} days")
-    row = db.session.scalar(select(CompanySetting).where(CompanySetting.key == TERMS_KEY))
-    if row is None:
-        row = CompanySetting(key=TERMS_KEY, value=days)
-        db.session.add(row)
-    else:
-        row.value = days
-    db.session.flush()
+    row = CompanySetting.put(TERMS_KEY, days)
     audit.record("update", "company_setting", row.id, {TERMS_KEY: days}, user_id=user_id)
 
 
