@@ -6,14 +6,21 @@ a time (the same cost on page 1 and page 1,000). An update shows its old → new
 (``data["changes"]``, see :mod:`core.audit`); a row links to its record's page where the
 record has one (:func:`core.audit.entity_endpoint`). The CSV export of the filtered rows needs
 the ``export`` permission and is itself audited. Other roles get a 403 that says why.
+
+A member without the ``pii`` permission sees the personal values in a row's data masked on the
+page and in the export, as the customer pages and exports mask them (:func:`redact`): customers'
+phones and addresses, contacts' phones and every installed plugin's extension field declared
+``pii``, in the old and new values of ``changes``, in a merge's snapshot of the merged customer
+and in its extension values. E-mail addresses stay whole, as on the customer pages.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, abort, current_app, render_template, request, url_for
@@ -22,9 +29,11 @@ from flask_login import login_required
 from sqlalchemy import Select, select
 from werkzeug.datastructures import MultiDict
 
-from core import audit, exporter, keyset
+from core import access, audit, exporter, keyset
+from core import fields as ext
 from core.db import db
 from core.models import AuditLog, Membership, User
+from core.plugins import current as current_plugins
 from core.tenancy import company_scope, current_company_id
 from core.web.context import enabled_plugins
 from core.web.helpers import require_member, role
@@ -53,6 +62,15 @@ ACTIONS = (
     "erase",
 )
 MAX_ID = 2**31 - 1
+#: Personal columns of core tables, masked without ``pii`` as the customer pages, exports and
+#: API mask them (e-mail addresses are not): table -> column -> kind of :func:`core.access.mask`.
+PERSONAL: dict[str, dict[str, str]] = {
+    "customer": {"phone": "phone", "address": "address"},
+    "contact": {"phone": "phone"},
+}
+
+#: Masks one value.
+Masker = Callable[[Any], Any]
 
 
 @bp.before_request
@@ -174,6 +192,65 @@ def describe(
     return changes, [(k, _text(v)) for k, v in data.items()]
 
 
+def personal_columns() -> dict[str, dict[str, Masker]]:
+    """``table -> column -> masking function`` of the personal values an audit row may hold:
+    :data:`PERSONAL`, and each extension field declared ``pii`` by any installed plugin (enabled
+    or not: a row written while it was enabled stays masked), under its column in its side table
+    and under its key (``<plugin>__<name>``) on its model."""
+    out: dict[str, dict[str, Masker]] = {
+        table: {column: partial(access.mask, kind=kind) for column, kind in columns.items()}
+        for table, columns in PERSONAL.items()
+    }
+    for field in current_plugins().registry.fields:
+        if field.pii:
+            masker = partial(ext.masked, field)
+            out.setdefault(field.table_name, {})[field.name] = masker
+            out.setdefault(field.model, {})[field.key] = masker
+    return out
+
+
+def _masked(values: Any, columns: Mapping[str, Masker]) -> Any:
+    """A copy of dict ``values`` with ``columns`` masked (the row's own data is left as it is)."""
+    if not isinstance(values, dict):
+        return values
+    return {k: columns[k](v) if k in columns else v for k, v in values.items()}
+
+
+def redact(
+    entity_type: str,
+    data: dict[str, Any] | None,
+    personal: Mapping[str, Mapping[str, Masker]] | None,
+) -> dict[str, Any] | None:
+    """``data`` of an audit row about a row of table ``entity_type``, with its personal values
+    masked: ``personal`` is :func:`personal_columns`, or ``None`` for a member holding ``pii``
+    (``data`` is returned as it is). Masked are the values of the row's personal columns at the
+    top level and in ``changes`` (old and new), in ``merged`` (a merge's snapshot of the merged
+    record) and, per side table, in ``extension`` (a merge's extension values)."""
+    if not data or personal is None:
+        return data
+    own = personal.get(entity_type, {})
+    out = _masked(data, own)
+    changes = data.get("changes")
+    if isinstance(changes, dict) and own:
+        out["changes"] = {
+            k: [own[k](v) for v in pair] if k in own and isinstance(pair, list) else pair
+            for k, pair in changes.items()
+        }
+    if isinstance(data.get("merged"), dict):
+        out["merged"] = _masked(data["merged"], own)
+    if isinstance(data.get("extension"), dict):
+        out["extension"] = {
+            table: _masked(values, personal.get(table, {}))
+            for table, values in data["extension"].items()
+        }
+    return out
+
+
+def _personal() -> dict[str, dict[str, Masker]] | None:
+    """What the request's member sees masked (``None``: nothing, they hold ``pii``)."""
+    return None if access.has_permission("pii") else personal_columns()
+
+
 def _link(row: AuditLog, on: frozenset[str] | set[str]) -> str | None:
     if row.entity_id is None or row.action in ("delete", "erase"):
         return None
@@ -218,8 +295,14 @@ def index() -> str:
     more = len(rows) > size
     rows = rows[:size]
     on = enabled_plugins()
+    personal = _personal()
     entries = [
-        {"row": row, "who": name, "link": _link(row, on), "described": describe(row.data)}
+        {
+            "row": row,
+            "who": name,
+            "link": _link(row, on),
+            "described": describe(redact(row.entity_type, row.data, personal)),
+        }
         for row, name in rows
     ]
     return render_template(
@@ -241,23 +324,28 @@ def _can_export() -> bool:
 
 @bp.get("/export.csv")
 def export() -> Any:
-    """The filtered rows as CSV (``export`` permission; the export is audited)."""
+    """The filtered rows as CSV (``export`` permission; the export is audited; personal values
+    masked without ``pii``, as on the page)."""
     filters = parse_filters(request.args)
     exporter.authorize("audit_log", filters.args())
     stmt = query(filters)
     zone, company_id = company_zone(), current_company_id()
+    personal = _personal()  # decided in the request: the stream runs after it
 
     def rows() -> Iterator[list[Any]]:
         with company_scope(company_id):
-            yield from _csv_rows(stmt, zone)
+            yield from _csv_rows(stmt, zone, personal)
 
     header = ["id", "time", "user_id", "user", "action", "entity_type", "entity_id", "data"]
     return exporter.download("csv", "audit-log", header, rows)
 
 
-def _csv_rows(stmt: Select, zone: Any) -> Iterator[list[Any]]:
+def _csv_rows(
+    stmt: Select, zone: Any, personal: Mapping[str, Mapping[str, Masker]] | None
+) -> Iterator[list[Any]]:
     for batch in keyset.batches(stmt, AuditLog.id):
         for row, name in batch:
+            data = redact(row.entity_type, row.data, personal)
             yield [
                 row.id,
                 row.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
@@ -266,5 +354,5 @@ def _csv_rows(stmt: Select, zone: Any) -> Iterator[list[Any]]:
                 row.action,
                 row.entity_type,
                 row.entity_id,
-                json.dumps(row.data, ensure_ascii=False) if row.data else "",
+                json.dumps(data, ensure_ascii=False) if data else "",
             ]
