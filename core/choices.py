@@ -16,6 +16,7 @@ LISTS = (
     "ticket_type",
     "ticket_priority",
     "intake_channel",
+    "contact_channel",
     "interaction_kind",
     "decision_role",
 )

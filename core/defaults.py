@@ -65,6 +65,13 @@ CHOICES = {
         ("front_desk", "Front desk", "前台"),
         ("field", "Field staff", "现场人员"),
     ],
+    #: How a customer can be contacted: the channels consent is recorded for (core.consent).
+    "contact_channel": [
+        ("phone", "Phone call", "电话"),
+        ("sms", "SMS", "短信"),
+        ("email", "E-mail", "邮件"),
+        ("wechat", "WeChat", "微信"),
+    ],
     "interaction_kind": [
         ("call", "Call", "电话"),
         ("visit", "Visit", "拜访"),
@@ -277,6 +284,17 @@ def guanxi_reports() -> list[Any]:
     from core.builtin_reports import REPORTS
 
     return list(REPORTS)
+
+
+@hookimpl
+def guanxi_record_panels(subject_type: str, subject: Any) -> list[Any]:
+    """The *Consent* box on a customer's page (when an enabled plugin declares a purpose)."""
+    if subject_type != "customer":
+        return []
+    from core.web.consent import panel
+
+    found = panel(subject)
+    return [found] if found is not None else []
 
 
 @hookimpl

@@ -6,11 +6,13 @@ Everything named in ``__all__`` keeps its name and meaning across minor versions
 from collections.abc import Sequence
 from typing import Any
 
+from core import consent
 from core.access import has_permission
 from core.api.resources import Resource, customer_joined
 from core.api.schemas import model_schema
 from core.choices import Choice
 from core.clocks import ObligationKind
+from core.consent import Purpose as ConsentPurpose
 from core.db import UTCDateTime, db, utcnow
 from core.fields import Field
 from core.i18n import pick
@@ -55,6 +57,7 @@ __all__ = [
     "check_csrf",
     "csrf_checked_in_view",
     "Choice",
+    "ConsentPurpose",
     "Company",
     "Customer",
     "Field",
@@ -83,6 +86,7 @@ __all__ = [
     "WorkflowError",
     "available_transitions",
     "company_scope",
+    "consent",
     "current_company_id",
     "customer_joined",
     "daily",

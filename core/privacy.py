@@ -2,9 +2,10 @@
 held about them, and erasure.
 
 :func:`export_person` gathers, for one customer, the customer row with its extension fields
-and tags, their contacts, interactions, service tickets and comments, and whatever the enabled
-plugins hold about them (hook ``guanxi_personal_data``: sections of rows). The web page offers
-it as one JSON document or as a ZIP of one CSV per section.
+and tags, their contacts, interactions, service tickets, comments and consent answers
+(:mod:`core.consent`), and whatever the enabled plugins hold about them (hook
+``guanxi_personal_data``: sections of rows). The web page offers it as one JSON document or as
+a ZIP of one CSV per section.
 
 :func:`erase_person` anonymises in place instead of deleting: the rows stay, so counts,
 revenue, SLA figures, survey scores and the audit trail keep adding up, but nothing in them
@@ -13,8 +14,9 @@ notes and code are emptied; the text extension fields are emptied; the contacts 
 phone, e-mail and notes; interactions lose their free texts (purpose, result, next step), tickets
 their subject (replaced by ``#<id>``) and description; comments on the customer and their
 tickets are blanked; the enabled plugins anonymise their own rows (hook
-``guanxi_erase_personal_data``). One audit row ``erase`` records who did it and when; no
-personal value is copied into it. Erasure cannot be undone.
+``guanxi_erase_personal_data``). The consent answers stay: a refusal must go on being
+respected. One audit row ``erase`` records who did it and when; no personal value is copied
+into it. Erasure cannot be undone.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from core.db import db
 from core.models import (
     AuditLog,
     Comment,
+    Consent,
     Contact,
     Customer,
     CustomerTag,
@@ -112,6 +115,12 @@ def export_person(customer: Customer) -> dict[str, list[dict[str, Any]]]:
         "tickets": [_row(t) for t in tickets],
         "comments": [
             _row(c) for c in db.session.scalars(_comments(customer.id, [t.id for t in tickets]))
+        ],
+        "consent": [
+            _row(c)
+            for c in db.session.scalars(
+                select(Consent).where(Consent.customer_id == customer.id).order_by(Consent.id)
+            )
         ],
     }
     for plugin_sections in _hooks().guanxi_personal_data(customer=customer):

@@ -806,13 +806,13 @@ def test_marketing_campaign_launch(db, client, login_as, shop):
     assert row.data["changes"]["state"] == ["draft", "sent"]
 
 
-def test_marketing_record_consent(db, client, login_as, shop):
-    from plugins.marketing import consent
+def test_record_consent(db, client, login_as, shop):
+    from core import consent
 
     login_as("manager", shop)
     customer = one(db, shop, Customer).id
     form = {"channel": "email", "purpose": "care", "granted": "1", "source": "会员申请表"}
-    assert client.post(f"/marketing/customers/{customer}/consent", data=form).status_code == 302
+    assert client.post(f"/customers/{customer}/consent", data=form).status_code == 302
     with company_scope(shop.id):
         assert consent.of_customer(customer)[("email", "care")].granted
     row = audited(db, shop, "consent", "customer", customer)
@@ -856,7 +856,8 @@ def test_marketing_segment_import(db, client, login_as, shop):
 
 
 def test_marketing_public_unsubscribe(app, db, client, shop):
-    from plugins.marketing import campaigns, consent
+    from core import consent
+    from plugins.marketing import campaigns
     from plugins.marketing.models import Message
 
     with company_scope(shop.id):

@@ -131,7 +131,7 @@ def test_an_admin_chooses_the_columns_and_the_list_shows_exactly_those(
 def test_a_choice_about_a_disabled_plugin_waits_for_it(app, db, client, company, login_as):
     acme = company(plugins=["pharma", "surveys"])
     login_as("admin", acme)
-    client.post("/settings/columns/", data={"shown": ["surveys__opt_out"]})
+    client.post("/settings/columns/", data={"shown": ["surveys__preferred_channel"]})
     current().disable(acme, "surveys")
     db.session.commit()
     client.post("/settings/columns/", data={"shown": ["pharma__title"]})
@@ -139,7 +139,7 @@ def test_a_choice_about_a_disabled_plugin_waits_for_it(app, db, client, company,
     current().enable(acme, "surveys")
     db.session.commit()
     html = client.get("/customers/").get_data(as_text=True)
-    assert sorted(header_keys(html)) == ["pharma__title", "surveys__opt_out"]
+    assert sorted(header_keys(html)) == ["pharma__title", "surveys__preferred_channel"]
 
 
 def test_an_unknown_field_is_refused(app, db, client, company, login_as):

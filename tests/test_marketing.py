@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from core import consent
 from core import fields as ext
 from core.extend import company_scope
 from core.models import Customer, Tag
-from plugins.marketing import campaigns, consent, loyalty, segments
+from plugins.marketing import campaigns, loyalty, segments
 from plugins.marketing.models import LevelMove, Message, PointsEntry, Reward
 from plugins.sales.models import Order
 

@@ -11,10 +11,9 @@ import re
 
 from sqlalchemy import select
 
-from core.models import Customer
+from core import consent
+from core.models import Consent, Customer
 from core.tenancy import company_scope
-from plugins.marketing import consent
-from plugins.marketing.models import Consent
 
 
 def test_segment_count_campaign_and_outbox(app, db, company, make_user, browser, live_url, log_in):

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from core import consent
 from core.extend import company_scope
-from core.models import Customer
+from core.models import Consent, Customer
 from core.testing import QueryCounter
-from plugins.marketing import campaigns, consent, loyalty
-from plugins.marketing.models import Campaign, Consent, Message, PointsEntry, Reward, Segment
+from plugins.marketing import campaigns, loyalty
+from plugins.marketing.models import Campaign, Message, PointsEntry, Reward, Segment
 
 
 @pytest.fixture
@@ -153,7 +154,7 @@ def test_membership_panel_and_program(client, login_as, shop, db):
     client.post(f"/marketing/customers/{cust.id}/adjust", data={"points": "25", "note": "开卡礼"})
     client.post(f"/marketing/customers/{cust.id}/redeem", data={"reward_id": str(reward_id)})
     client.post(
-        f"/marketing/customers/{cust.id}/consent",
+        f"/customers/{cust.id}/consent",
         data={"channel": "email", "purpose": "care", "granted": "1", "source": "会员申请表"},
     )
     with company_scope(shop.id):
@@ -263,8 +264,8 @@ def test_a_sales_rep_records_consent_for_a_customer_they_see(client, login_as, s
         mine.owner_id = rep.id
         db.session.commit()
     data = {"channel": "wechat", "purpose": "care", "granted": "1", "source": "电话确认"}
-    assert client.post(f"/marketing/customers/{mine.id}/consent", data=data).status_code == 302
-    assert client.post(f"/marketing/customers/{other.id}/consent", data=data).status_code == 404
+    assert client.post(f"/customers/{mine.id}/consent", data=data).status_code == 302
+    assert client.post(f"/customers/{other.id}/consent", data=data).status_code == 403
     assert client.post(f"/marketing/customers/{mine.id}/enrol").status_code == 403
     with company_scope(shop.id):
         assert consent.of_customer(mine.id)[("wechat", "care")].source == "电话确认"

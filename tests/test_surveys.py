@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core import workflow
+from core import consent, workflow
 from core.fields import side_table
 from core.models import Customer, ServiceTicket
 from core.tenancy import company_scope
@@ -59,10 +59,10 @@ def customers(db, n, **values):
     return [c.id for c in rows]
 
 
-def opt_out(db, customer_id, value=True):
-    db.session.execute(
-        insert(side_table("surveys", "customer")).values(id=customer_id, opt_out=value)
-    )
+def opt_out(db, customer_id, value=True, channels=("phone", "sms", "email", "wechat")):
+    """The customer refuses surveys (``value``) or agrees to them on ``channels``."""
+    for channel in channels:
+        consent.record(customer_id, channel, "survey", not value, "电话")
 
 
 @pytest.fixture
@@ -197,6 +197,30 @@ def test_scores_by_campaign_in_one_statement(db, surveyed, answered):
 
 
 # -- invitations -----------------------------------------------------------------------------------
+
+
+def test_a_refusal_on_one_channel_stops_invitations_by_that_channel_only(db, surveyed):
+    with company_scope(surveyed.id):
+        q, _ids = build(db)
+        by_phone, by_sms, agreed = customers(db, 3)
+        db.session.execute(
+            insert(side_table("surveys", "customer")),
+            [
+                {"id": by_phone, "preferred_channel": "phone"},
+                {"id": by_sms, "preferred_channel": "sms"},
+                {"id": agreed, "preferred_channel": "phone"},
+            ],
+        )
+        for customer_id in (by_phone, by_sms):
+            opt_out(db, customer_id, channels=("phone",))
+        opt_out(db, agreed, False, channels=("phone",))  # an explicit yes changes nothing
+        campaign = campaigns.create_campaign(q, "回访", channel="sms")
+        assert campaigns.launch_campaign(campaign) == 2
+        invited = db.session.scalars(select(Invitation.customer_id)).all()
+        assert sorted(invited) == sorted([by_sms, agreed])
+        # the customer changes their mind: the next invitation by id goes out
+        opt_out(db, by_phone, False, channels=("phone",))
+        assert campaigns.invite(campaign, [by_phone]) == 1
 
 
 def test_segment_launch_invites_the_audience_but_not_the_opted_out(db, surveyed, company):

@@ -51,6 +51,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
+from alembic.util import to_tuple
 
 from core.cli import main as cli
 from core.db import db
@@ -78,11 +79,27 @@ MOVED = {
             "licence_expiry": "licence_expires_on",
         },
     ),
+    # marketing_0003: consent moves to the core's table, shared with the surveys plugin.
+    "marketing_consent": (
+        "consent",
+        {
+            "customer_id": "customer_id",
+            "channel": "channel",
+            "purpose": "purpose",
+            "granted": "granted",
+            "source": "source",
+        },
+    ),
 }
 """Tables a revision drops after copying their rows elsewhere: ``{table: (target, {column:
 target column})}``; every row with a value besides its key must be found in the target."""
 
-DROPPED: dict[str, set[str]] = {table: set() for table in MOVED}
+DROPPED: dict[str, set[str]] = {
+    **{table: set() for table in MOVED},
+    # surveys_0003: the field surveys__opt_out becomes refusals in ``consent`` (checked by
+    # tests/test_consent.py::test_surveys_opt_out_becomes_refusals).
+    "surveys_customer_ext": {"opt_out"},
+}
 """Tables (``name: set()``) or columns (``name: {column, ...}``) a revision drops on purpose."""
 
 ROWS = 3
@@ -336,6 +353,23 @@ def applied(script: ScriptDirectory) -> set[str]:
     return {r.revision for r in script.revision_map.iterate_revisions(current, "base")}
 
 
+def depends_on_heads(script: ScriptDirectory) -> set[str]:
+    """Revisions that are not heads but depend on one (``depends_on``), and what follows them."""
+    heads = set(script.get_heads())
+    todo = [
+        r.revision
+        for r in script.walk_revisions()
+        if r.revision not in heads and set(to_tuple(r.dependencies) or ()) & heads
+    ]
+    found: set[str] = set()
+    while todo:
+        revision = todo.pop()
+        if revision not in heads and revision not in found:
+            found.add(revision)
+            todo.extend(script.get_revision(revision).nextrev)
+    return found
+
+
 def downgrade_last_revisions(script: ScriptDirectory) -> None:
     """Downgrade every history by its last revision (``<branch>@-1``); a head already undone,
     because it depends on another head (``insurance_0002`` on ``sales_0002``), is skipped."""
@@ -384,7 +418,8 @@ def test_upgrade_from_the_first_release_then_downgrade_the_last_revisions(upgrad
     assert models - set(full) == set()  # every model of the core and the built-in plugins
 
     downgrade_last_revisions(script)
-    assert applied(script) == every - heads
+    # a revision that depends on a head goes with it (marketing_0002 needs sales_0002)
+    assert applied(script) == every - heads - depends_on_heads(script)
     down = snapshot()
     dropped, changed = compare(full, down)
     assert changed == [], "\n".join(changed)
@@ -393,6 +428,54 @@ def test_upgrade_from_the_first_release_then_downgrade_the_last_revisions(upgrad
     guanxi_db_upgrade(upgrade_app)
     assert applied(script) == every
     final = snapshot()
-    problems = lost(down, final)
+    problems = lost(down, final) + not_moved(down, final)
     assert problems == [], "\n".join(problems)
     assert compare(full, final)[0] == []  # every table and column is back
+
+
+def test_consent_moves_into_the_core_table_and_back(upgrade_app):
+    """marketing_0003 copies marketing_consent into ``consent``; surveys_0003 turns
+    ``surveys__opt_out`` into a refusal of purpose ``survey`` on every contact channel; their
+    downgrades give both back."""
+    cfg = alembic_config()
+    for revision in FIRST_RELEASE:
+        command.upgrade(cfg, revision)
+    fill()
+    command.upgrade(cfg, "heads")
+    command.downgrade(cfg, "marketing@-1")
+    command.downgrade(cfg, "surveys@-1")
+    fill(only_empty=True)  # marketing_consent and the other later tables
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM consent"))
+        conn.execute(sa.text("UPDATE marketing_consent SET channel = 'sms', purpose = 'care'"))
+        ids = sorted(conn.scalars(sa.text("SELECT id FROM surveys_customer_ext")))
+        conn.execute(
+            sa.text("UPDATE surveys_customer_ext SET opt_out = (id = :first)"), {"first": ids[0]}
+        )
+    before = snapshot()
+    guanxi_db_upgrade(upgrade_app)
+    after = snapshot()
+    assert not_moved(before, after) == []
+    with db.engine.connect() as conn:
+        refused = {
+            tuple(row)
+            for row in conn.execute(
+                sa.text(
+                    "SELECT customer_id, channel, source FROM consent"
+                    " WHERE purpose = 'survey' AND granted = :no"
+                ),
+                {"no": False},
+            )
+        }
+    channels = ("phone", "sms", "email", "wechat")
+    assert refused == {(ids[0], channel, "surveys__opt_out") for channel in channels}
+
+    command.downgrade(cfg, "surveys@-1")
+    command.downgrade(cfg, "marketing@-1")
+    back = snapshot()
+    assert back["marketing_consent"]["customer_id"] == before["marketing_consent"]["customer_id"]
+    assert back["marketing_consent"]["granted"] == before["marketing_consent"]["granted"]
+    ext = back["surveys_customer_ext"]
+    opted = dict(zip(ext["id"], ext["opt_out"], strict=True))
+    assert [i for i, value in opted.items() if value] == [ids[0]]
+    assert back["consent"]["id"] == []

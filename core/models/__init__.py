@@ -5,6 +5,7 @@ from core.models.channel import Channel, ChannelClaim
 from core.models.clock import CalendarRecord, Obligation
 from core.models.comment import Comment
 from core.models.company import Company, Team
+from core.models.consent import Consent
 from core.models.customer import Contact, Customer, CustomerTag, Tag
 from core.models.interaction import Interaction
 from core.models.jobs import JobRun
@@ -25,6 +26,7 @@ __all__ = [
     "Channel",
     "ChannelClaim",
     "Comment",
+    "Consent",
     "Company",
     "CompanyPlugin",
     "CompanySetting",

@@ -46,7 +46,8 @@ def guanxi_choices() -> list[Any]:
 
     Return a list of :class:`core.choices.Choice`, e.g. a ``customer_kind`` "hospital" or a
     ``channel_type`` "broker". Lists: ``customer_kind``, ``channel_type``, ``ticket_type``,
-    ``ticket_priority``, ``intake_channel``, ``interaction_kind``, ``decision_role``.
+    ``ticket_priority``, ``intake_channel``, ``contact_channel`` (the channels consent is
+    recorded for), ``interaction_kind``, ``decision_role``.
     Combination: concatenated after the core's own values, in plugin load order.
     """
 
@@ -123,6 +124,20 @@ def guanxi_permissions() -> list[Any]:
     ``/settings/permissions`` lists it with each member's grant. Start a plugin's names with
     the plugin's name (``insurance.commission_approve``).
     Combination: concatenated; a duplicate permission name stops the start-up.
+    """
+
+
+@hookspec
+def guanxi_consent_purposes() -> list[Any]:
+    """Declare what the plugin contacts customers for, so consent can be recorded for it.
+
+    Return a list of :class:`core.consent.Purpose` (name, label, label_zh, ``needs_consent``).
+    A purpose that ``needs_consent`` reaches only customers who agreed (marketing: PIPL asks for
+    consent first); one that does not reaches every customer except those who refused
+    (surveys after a service). Check with :func:`core.consent.allowed`, a SQL clause for the
+    plugin's ``INSERT … SELECT``. The customer page shows and records the answers for the
+    purposes of the company's enabled plugins, per ``contact_channel``.
+    Combination: concatenated; a duplicate purpose name stops the start-up.
     """
 
 

@@ -60,6 +60,7 @@ class Registry:
     api_resources: dict[str, Any] = field(default_factory=dict)
     reports: dict[str, Any] = field(default_factory=dict)
     permissions: dict[str, Any] = field(default_factory=dict)
+    consent_purposes: dict[str, Any] = field(default_factory=dict)
 
     def fields_for(self, model: str, enabled: Iterable[str]) -> list[Any]:
         """Extension fields on ``model`` of the ``enabled`` plugins, in declaration order."""
@@ -228,6 +229,7 @@ class PluginManager:
             ("jobs", "guanxi_jobs"),
             ("reports", "guanxi_reports"),
             ("permissions", "guanxi_permissions"),
+            ("consent_purposes", "guanxi_consent_purposes"),
         ):
             target = getattr(reg, attr)
             for plugin, item in self._declared(hook):

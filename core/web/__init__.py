@@ -40,9 +40,10 @@ def register(app: Flask) -> None:
     from core.web import plugins_admin
 
     app.register_blueprint(plugins_admin.bp)
-    from core.web import privacy
+    from core.web import consent, privacy
 
     app.register_blueprint(privacy.bp)
+    app.register_blueprint(consent.bp)
     from core.web import columns
 
     app.register_blueprint(columns.bp)

@@ -5,10 +5,9 @@ Parts, each documented in its module:
 - :mod:`plugins.marketing.models` -- the tables;
 - :mod:`plugins.marketing.segments` -- saved dynamic filters over customers (the customer
   list's own filter machinery, plus RFM segment, last purchase, points) and static lists;
-- :mod:`plugins.marketing.consent` -- consent per customer, channel and purpose (PIPL);
 - :mod:`plugins.marketing.campaigns` -- campaigns to a segment, written to the outbox in one
-  ``INSERT … SELECT`` (consent, once per customer), triggers (birthday, anniversary, after a
-  purchase, decline), unsubscribe and open tracking;
+  ``INSERT … SELECT`` (consent through :mod:`core.consent`, once per customer), triggers
+  (birthday, anniversary, after a purchase, decline), unsubscribe and open tracking;
 - :mod:`plugins.marketing.senders` -- e-mail, SMS and WeChat senders (outbox without gateway);
 - :mod:`plugins.marketing.loyalty` -- levels, the points ledger, rewards, expiry, level moves;
 - :mod:`plugins.marketing.reports` -- the reports; pages in ``web_*.py`` and ``public.py``;
@@ -16,7 +15,9 @@ Parts, each documented in its module:
 
 The customer fields ``marketing__birthday`` and ``marketing__member_level`` (declared since the
 first version) keep their meaning: the birthday read by birthday campaigns, and the member's
-current level (set by :func:`plugins.marketing.loyalty.enrol` and the levels job).
+current level (set by :func:`plugins.marketing.loyalty.enrol` and the levels job). The consent
+purposes ``marketing``, ``care`` and ``loyalty`` are declared here; the answers live in the
+core (:mod:`core.consent`), shown and recorded on the customer's page.
 See docs/marketing.md.
 """
 
@@ -25,7 +26,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from core.extend import Field, Job, Manifest, MenuItem, Panel, daily, every, hookimpl
+from core.extend import (
+    ConsentPurpose,
+    Field,
+    Job,
+    Manifest,
+    MenuItem,
+    Panel,
+    daily,
+    every,
+    hookimpl,
+)
 
 manifest = Manifest(
     name="marketing",
@@ -134,14 +145,15 @@ def guanxi_menu_items(company: Any) -> list[MenuItem]:
 def guanxi_record_panels(subject_type: str, subject: Any) -> list[Any]:
     if subject_type != "customer":
         return []
-    return [
-        Panel(
-            "Membership and consent",
-            lambda: web_loyalty.customer_panel(subject),
-            "会员与授权",
-            60,
-        )
-    ]
+    return [Panel("Membership", lambda: web_loyalty.customer_panel(subject), "会员积分", 60)]
+
+
+@hookimpl
+def guanxi_consent_purposes() -> list[ConsentPurpose]:
+    """Campaign purposes; each needs the customer's consent first (PIPL art. 13-14)."""
+    from plugins.marketing.models import PURPOSES
+
+    return [ConsentPurpose(key, label, zh, needs_consent=True) for key, label, zh in PURPOSES]
 
 
 @hookimpl

@@ -4,7 +4,7 @@ viewers read) and the public unsubscribe / open-tracking pages under
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, request
+from flask import Blueprint, abort, g
 from flask_babel import gettext as _
 from flask_login import login_required
 
@@ -26,16 +26,12 @@ public_bp = PublicBlueprint(
 MANAGERS = ("admin", "manager")
 #: Roles that may read the marketing pages.
 READERS = (*MANAGERS, "viewer")
-#: Routes of the customer panel open to every member (each checks its own role).
-PANEL_ROUTES = ("marketing.record_consent",)
 
 
 @bp.before_request
 @login_required
 def _guard() -> None:
     require_member()
-    if request.endpoint in PANEL_ROUTES:
-        return
     member = g.get("membership")
     if member is None or member.role not in READERS:
         abort(403, _("Marketing pages are for admins and managers."))

@@ -16,7 +16,7 @@ Python API (the caller commits)::
   is ``decline``: win-back): these stay ``active`` and the daily job ``marketing.care`` sends
   to the customers whose moment is today (:func:`run_triggers`).
 - **Consent**: a message is written only for customers with a granted consent for the
-  campaign's channel *and* purpose (:func:`plugins.marketing.consent.granted_clause`) and an
+  campaign's channel *and* purpose (:func:`core.consent.allowed`) and an
   address on that channel (e-mail; phone for SMS and WeChat).
 - **Once**: ``UNIQUE (campaign_id, customer_id, occasion)`` on the outbox; the send is ONE
   ``INSERT … SELECT`` that skips rows already there (``NOT EXISTS``) and, should two runs race,
@@ -41,12 +41,12 @@ from sqlalchemy import String, and_, cast, exists, extract, func, literal, selec
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.sql import Select
 
-from core import audit
+from core import audit, consent
 from core.extend import UTCDateTime, db, require_company, utcnow
 from core.fields import side_table
 from core.i18n import pick
 from core.models import Customer
-from plugins.marketing import consent, segments
+from plugins.marketing import segments
 from plugins.marketing.models import (
     CAMPAIGN_STATES,
     CHANNELS,
@@ -60,6 +60,7 @@ from plugins.marketing.models import (
 from plugins.marketing.senders import SENDERS
 
 TRIGGER_KEYS = tuple(t[0] for t in TRIGGERS)
+PURPOSE_KEYS = tuple(p[0] for p in PURPOSES)
 CARE_TRIGGERS = ("birthday", "anniversary", "after_purchase", "decline")
 MAX_ID = 2**31 - 1
 
@@ -135,8 +136,8 @@ def create_campaign(
         errors["segment_id"] = _("Choose a segment of this company.")
     if channel not in SENDERS:
         errors["channel"] = _("Must be one of: %(values)s.", values=", ".join(SENDERS))
-    if purpose not in consent.PURPOSE_KEYS:
-        errors["purpose"] = _("Must be one of: %(values)s.", values=", ".join(consent.PURPOSE_KEYS))
+    if purpose not in PURPOSE_KEYS:
+        errors["purpose"] = _("Must be one of: %(values)s.", values=", ".join(PURPOSE_KEYS))
     if trigger not in TRIGGER_KEYS:
         errors["trigger"] = _("Must be one of: %(values)s.", values=", ".join(TRIGGER_KEYS))
     if trigger == "after_purchase" and not (isinstance(days, int) and 0 <= days <= 3650):
@@ -277,7 +278,7 @@ def send(
             cust.c.company_id == company_id,
             address.is_not(None),
             address != "",
-            consent.granted_clause(cust.c.id, campaign.channel, campaign.purpose, company_id),
+            consent.allowed(cust.c.id, campaign.channel, campaign.purpose, company_id),
             ~already,
             *restrict,
         )
@@ -497,7 +498,7 @@ def reach(campaign: Campaign) -> dict[str, int]:
     ids = segments.customer_ids(_segment(campaign))
     sender = SENDERS[campaign.channel]
     address = getattr(Customer, sender.address)
-    consented = consent.granted_clause(Customer.id, campaign.channel, campaign.purpose, company_id)
+    consented = consent.allowed(Customer.id, campaign.channel, campaign.purpose, company_id)
     from core import access
 
     with access.all_customers():

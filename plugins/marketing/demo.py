@@ -25,10 +25,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from core.extend import db, utcnow
+from core.extend import consent, db, utcnow
 from core.models import Customer
 from core.web.context import enabled_plugins
-from plugins.marketing import campaigns, consent, loyalty, segments
+from plugins.marketing import campaigns, loyalty, segments
 from plugins.marketing.models import Message, Reward
 
 SOURCES = ("门店登记表", "官网注册", "电话确认", "会员申请表")

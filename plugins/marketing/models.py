@@ -3,9 +3,6 @@
 - **Segment** (客户分群): a saved, dynamic filter over customers -- the customer list's own
   filter parameters (``filters``: ``[[key, value], …]``) plus the marketing ones (RFM segment,
   last purchase) -- or a **static** list of customers (``SegmentMember`` rows, from an import).
-- **Consent** (授权同意): per customer, channel and purpose, whether the customer agreed, with
-  its source and time (PIPL). One current row per (customer, channel, purpose); each change is
-  audited.
 - **Campaign** (营销活动) and **Message** (the outbox, 发件箱): a campaign's messages are
   inserted set-based into the outbox; ``UNIQUE (campaign_id, customer_id, occasion)`` keeps one
   message per customer per campaign (``occasion`` is ``''`` for a one-shot campaign, the year of
@@ -33,7 +30,8 @@ CHANNELS = (
     ("sms", "SMS", "短信"),
     ("wechat", "WeChat", "微信"),
 )
-#: What a customer consents to be contacted for.
+#: What a campaign contacts customers for: the consent purposes this plugin declares
+#: (:mod:`core.consent`; all of them need the customer's consent first).
 PURPOSES = (
     ("marketing", "Promotions", "营销推广"),
     ("care", "Care and greetings", "关怀问候"),
@@ -96,24 +94,6 @@ class SegmentMember(TenantMixin, db.Model):
     customer_id: Mapped[int] = mapped_column(
         ForeignKey("customer.id", ondelete="CASCADE"), index=True
     )
-
-
-class Consent(TenantMixin, db.Model):
-    """Whether a customer agreed to be contacted through ``channel`` for ``purpose``: the
-    current answer, where it came from (``source``: form, import, phone call, unsubscribe
-    link…) and when."""
-
-    __tablename__ = "marketing_consent"
-    __table_args__ = (UniqueConstraint("customer_id", "channel", "purpose"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
-    channel: Mapped[str] = mapped_column(String(20))
-    purpose: Mapped[str] = mapped_column(String(20))
-    granted: Mapped[bool] = mapped_column(default=False)
-    source: Mapped[str] = mapped_column(String(200))
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
 
 
 class Campaign(TenantMixin, db.Model):

@@ -2,9 +2,9 @@
 
 - ``/marketing/loyalty`` -- the program (points per yuan, expiry, level window), the levels
   (threshold, multiplier, benefits), the rewards, members by level; managers edit;
-- the panel *Membership and consent* on a customer's page: level, points balance and the latest
-  ledger rows, *Enrol*, *Redeem* a reward, *Adjust*; the consent per channel and purpose with its
-  source and time, and a form to record a new answer (members of every role but viewer).
+- the panel *Membership* on a customer's page: level, points balance and the latest ledger
+  rows, *Enrol*, *Redeem* a reward, *Adjust* (managers). Consent is the core's
+  (:mod:`core.consent`), on the same page.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -21,9 +21,9 @@ from core.extend import db
 from core.fields import side_table
 from core.i18n import pick
 from core.models import Customer
-from plugins.marketing import consent, loyalty
+from plugins.marketing import loyalty
 from plugins.marketing.blueprint import bp, is_manager, require_manager
-from plugins.marketing.models import CHANNELS, LEDGER_KINDS, PURPOSES, Level, Reward
+from plugins.marketing.models import LEDGER_KINDS, Level, Reward
 
 MAX_ID = 2**31 - 1
 
@@ -44,13 +44,8 @@ def kind_label(key: str) -> str:
     return key
 
 
-def _may_record() -> bool:
-    member = g.get("membership")
-    return member is not None and member.role != "viewer"
-
-
 def customer_panel(customer: Customer) -> str:
-    """The *Membership and consent* box of a customer's page."""
+    """The *Membership* box of a customer's page."""
     statement = loyalty.statement(customer.id, limit=10)
     return render_template(
         "marketing/_customer_panel.html",
@@ -60,13 +55,9 @@ def customer_panel(customer: Customer) -> str:
         rewards=list(
             db.session.scalars(select(Reward).where(Reward.active).order_by(Reward.points))
         ),
-        consents=consent.of_customer(customer.id),
-        channels=[(k, pick(t, z)) for k, t, z in CHANNELS],
-        purposes=[(k, pick(t, z)) for k, t, z in PURPOSES],
         level_label=level_label,
         kind_label=kind_label,
         manager=is_manager(),
-        may_record=_may_record(),
     )
 
 
@@ -82,29 +73,6 @@ def _customer(customer_id: int) -> Customer:
 
 def _back(customer: Customer) -> Any:
     return redirect(url_for("customers.detail", customer_id=customer.id))
-
-
-@bp.route("/customers/<int:customer_id>/consent", methods=["POST"])
-def record_consent(customer_id: int) -> Any:
-    if not _may_record():
-        abort(403)
-    customer = _customer(customer_id)
-    try:
-        consent.record(
-            customer.id,
-            request.form.get("channel", ""),
-            request.form.get("purpose", ""),
-            request.form.get("granted") == "1",
-            request.form.get("source", ""),
-            user=current_user,
-        )
-    except consent.ConsentRefused as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return _back(customer)
-    db.session.commit()
-    flash(_("Consent recorded."))
-    return _back(customer)
 
 
 @bp.route("/customers/<int:customer_id>/enrol", methods=["POST"])

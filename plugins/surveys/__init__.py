@@ -12,8 +12,10 @@ Parts, each documented in its module:
 - pages: :mod:`plugins.surveys.web_questionnaires`, :mod:`plugins.surveys.web_campaigns` and the
   public answer page :mod:`plugins.surveys.public`; demo rows: :mod:`plugins.surveys.demo`.
 
-The customer fields ``surveys__opt_out`` (opted-out customers are never invited) and
-``surveys__preferred_channel`` (the channel of their invitations) are declared here.
+The customer field ``surveys__preferred_channel`` (the channel of their invitations) and the
+consent purpose ``survey`` are declared here: every customer may be invited unless they refused
+surveys on the invitation's channel (:mod:`core.consent`; the former field ``surveys__opt_out``
+became such refusals, migration ``surveys_0003``).
 See docs/surveys.md.
 """
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.extend import Field, Manifest, MenuItem, hookimpl
+from core.extend import ConsentPurpose, Field, Manifest, MenuItem, hookimpl
 
 manifest = Manifest(
     name="surveys",
@@ -46,7 +48,6 @@ from plugins.surveys.blueprint import bp, public_bp  # noqa: E402
 @hookimpl
 def guanxi_extension_fields() -> list[Field]:
     return [
-        Field("customer", "opt_out", "boolean", "Does not want surveys", "拒绝调查", default=False),
         Field(
             "customer",
             "preferred_channel",
@@ -56,6 +57,13 @@ def guanxi_extension_fields() -> list[Field]:
             choices=CHANNELS,
         ),
     ]
+
+
+@hookimpl
+def guanxi_consent_purposes() -> list[ConsentPurpose]:
+    """Satisfaction surveys follow a service the customer asked for: they are sent unless the
+    customer refused them (``needs_consent=False``)."""
+    return [ConsentPurpose("survey", "Satisfaction surveys", "满意度调查", needs_consent=False)]
 
 
 @hookimpl
@@ -96,7 +104,6 @@ def guanxi_demo_data(company: Any, fake: Any) -> None:
     demo_values(
         "customer",
         {
-            "surveys__opt_out": lambda rng: rng.random() < 0.1,
             "surveys__preferred_channel": lambda rng: rng.choice([c[0] for c in CHANNELS]),
         },
     )

@@ -19,7 +19,8 @@ Python API (other plugins call these; the caller commits)::
 - :func:`launch_campaign` -- the campaign runs; a segment campaign invites its audience in ONE
   ``INSERT … SELECT``; :func:`finish_campaign` ends it (its links then answer "closed");
 - :func:`invite` -- invite customers by id (one ``INSERT … SELECT``, whatever their number);
-  customers with the field ``surveys__opt_out`` set and customers invited already are skipped;
+  customers who refused surveys on the invitation's channel (:mod:`core.consent`) and
+  customers invited already are skipped;
 - :func:`record_response` -- store the answers to an invitation, by link or entered by staff
   (``user``); the invitation is used up (one-time) by a conditional ``UPDATE``, so two
   submissions of one link cannot both count;
@@ -47,10 +48,10 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, exists, false, literal, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, literal, or_, select, update
 from sqlalchemy import insert as sql_insert
 
-from core import audit
+from core import audit, consent
 from core.extend import UTCDateTime, db, require_company, utcnow
 from core.fields import side_table
 from core.i18n import pick
@@ -272,8 +273,9 @@ def invite(
     at: datetime | None = None,
 ) -> int:
     """Invite customers to ``campaign``: those of ``customer_ids``, or (``None``) the
-    campaign's audience. One ``INSERT … SELECT`` skips customers who opted out
-    (``surveys__opt_out``) and those invited already (to this ticket, with ``ticket_id``);
+    campaign's audience. One ``INSERT … SELECT`` skips customers who refused surveys on the
+    invitation's channel (:func:`core.consent.allowed`) and those invited already (to this
+    ticket, with ``ticket_id``);
     then one query reads the new ids and one batched ``UPDATE`` stores their tokens' hashes.
     The invitation's channel is the customer's preferred survey channel, else the campaign's.
     Returns how many were invited."""
@@ -294,14 +296,8 @@ def invite(
         inv.c.customer_id == customers.c.id,
         inv.c.ticket_id.is_(None) if ticket_id is None else inv.c.ticket_id == ticket_id,
     )
-    opted_in = or_(ext.c.opt_out.is_(None), ext.c.opt_out == false())
-    channel = (
-        ext.c.preferred_channel
-        if "preferred_channel" in ext.c
-        else literal(campaign.channel)  # pragma: no cover - the field is always declared
-    )
-    from sqlalchemy import func
-
+    channel = func.coalesce(ext.c.preferred_channel, literal(campaign.channel))
+    not_refused = consent.allowed(customers.c.id, channel, "survey", company_id)
     stamp = literal(moment, UTCDateTime())
     rows = (
         select(
@@ -309,12 +305,12 @@ def invite(
             literal(campaign.id),
             customers.c.id,
             literal(ticket_id),
-            func.coalesce(channel, literal(campaign.channel)),
+            channel,
             stamp,
             stamp,
         )
         .select_from(customers.outerjoin(ext, ext.c.id == customers.c.id))
-        .where(customers.c.company_id == company_id, opted_in, ~already, *chosen)
+        .where(customers.c.company_id == company_id, not_refused, ~already, *chosen)
     )
     db.session.execute(
         sql_insert(inv).from_select(
@@ -470,8 +466,6 @@ def after_transition(subject: Any, from_state: str, to_state: str, at: datetime)
 
 def campaign_counts(campaign_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
     """``(invited, answered)`` per campaign id (one GROUP BY)."""
-    from sqlalchemy import func
-
     if not campaign_ids:
         return {}
     rows = db.session.execute(

@@ -1,7 +1,8 @@
 """Demo rows: a generic after-service questionnaire (售后服务满意度回访), its ticket_closed
 campaign running since six months ago, the closed demo tickets' invitations, and six months of
 earlier invitations with answers (about three in four answered, some by link, some entered on
-the phone), the ratings improving month by month, so the campaign page, its trend chart and the
+the phone), the ratings improving month by month, and about one customer in ten who refused
+surveys (consent), so the campaign page, its trend chart and the
 reports have something to show."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.extend import db, utcnow
+from core.extend import consent, db, utcnow
 from core.models import Customer, Membership, ServiceTicket, User
 from plugins.surveys import campaigns, questionnaires
 from plugins.surveys.models import Invitation
@@ -56,6 +57,8 @@ SECTIONS = (
         ],
     },
 )
+#: Where the demo's survey refusals come from.
+REFUSALS = ("客户要求不再回访", "电话回访时拒绝", "短信回复 TD")
 COMMENTS = ("师傅很专业，谢谢！", "希望响应再快一点", "电话一直占线", "处理及时，满意", None, None)
 
 
@@ -84,6 +87,16 @@ def _answers(rng: random.Random, questions: list[Any], mood: float) -> dict[int,
     return out
 
 
+def _refusals(customers: list[int], rng: random.Random) -> None:
+    """About one customer in ten refused surveys: on every channel, or only by phone."""
+    for cid in customers:
+        if rng.random() < 0.1:
+            everywhere = rng.random() < 0.6
+            for channel, _label in consent.channels():
+                if everywhere or channel == "phone":
+                    consent.record(cid, channel, "survey", False, rng.choice(REFUSALS))
+
+
 def seed(company: Any, fake: Any) -> None:
     """The questionnaire, the campaign, invitations and answers (see the module docstring)."""
     rng = random.Random(f"surveys-{company.code}")
@@ -108,6 +121,7 @@ def seed(company: Any, fake: Any) -> None:
     campaigns.launch_campaign(campaign, staff)
     questions = questionnaires.questions_of(q.id)
     customers = db.session.scalars(select(Customer.id).order_by(Customer.id)).all()
+    _refusals(customers, rng)
     rng.shuffle(customers)
     # earlier months: a few customers invited each month, most of them answering
     moment = datetime.combine(start, time(2), UTC)
