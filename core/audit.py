@@ -5,10 +5,12 @@ describes.
 **Old → new values.** An ``update`` (or ``transition``, or any action that is not a create,
 delete, erase, export, import or merge) of a row that the ORM changed in the same transaction
 gets ``data["changes"]``: ``{column: [old, new]}``, read from SQLAlchemy's attribute history at
-each flush, so no caller has to list what it changed. Secrets (columns named like
-``password``, ``token``, ``secret`` or ``hash``) are written as ``"***"``; long texts are cut;
-bookkeeping columns (``updated_at``, ``version``) are left out. Changes made with Core SQL
-statements (bulk ``UPDATE``) are not seen: their callers describe them in ``data``.
+each flush, so no caller has to list what it changed; extension fields, written by SQL
+statements, add theirs through :func:`note_changes` (:func:`core.fields.save` does). Secrets
+(columns named like ``password``, ``token``, ``secret`` or ``hash``) are written as ``"***"``;
+long texts are cut; bookkeeping columns (``updated_at``, ``version``) are left out. Other
+changes made with Core SQL statements (bulk ``UPDATE``) are not seen: their callers describe
+them in ``data``.
 
 **Links.** :func:`entity_endpoint` names the page of an audited row: the GET rule whose address
 ends in ``<int:<name>_id>`` where the row's table is ``<name>`` or ``…_<name>`` and the
@@ -43,6 +45,8 @@ NOISE = frozenset({"updated_at", "version", "version_id"})
 #: Characters of a text value kept in the log.
 MAX_TEXT = 200
 _CHANGES = "guanxi.audit.changes"
+#: The transaction's audit rows that may carry ``changes``, by (entity type, id).
+_ROWS = "guanxi.audit.rows"
 
 
 def record(
@@ -104,6 +108,21 @@ def _changes_of(obj: Any) -> dict[str, list[Any]]:
     return out
 
 
+def note_changes(entity_type: str, entity_id: int, changes: dict[str, list[Any]]) -> None:
+    """Old → new values of ``entity_type`` row ``entity_id`` that a SQL statement changed (the
+    ORM does not see those: extension fields, :func:`core.fields.save`), for the ``changes`` of
+    the record's audit row in this transaction, whether it is added before or after."""
+    if not changes:
+        return
+    seen: dict[tuple[str, int], dict[str, list[Any]]] = db.session.info.setdefault(_CHANGES, {})
+    kept = seen.setdefault((entity_type, entity_id), {})
+    for key, (old, new) in changes.items():
+        value = plain(new) if not SECRET.search(key) else "***"
+        kept[key] = [kept[key][0] if key in kept else plain(old), value]
+    for row in db.session.info.get(_ROWS, {}).get((entity_type, entity_id), ()):
+        row.data = {**(row.data or {}), "changes": {**(row.data or {}).get("changes", {}), **kept}}
+
+
 @event.listens_for(Session, "before_flush")
 def _track_changes(session: Session, flush_context: Any, instances: Any) -> None:
     """Keep the old → new values of every changed row of this transaction, and put them on
@@ -120,6 +139,7 @@ def _track_changes(session: Session, flush_context: Any, instances: Any) -> None
         kept = seen.setdefault((table, ident[0]), {})
         for key, (old, new) in found.items():
             kept[key] = [kept[key][0] if key in kept else old, new]
+    rows: dict[tuple[str, int], list[AuditLog]] = session.info.setdefault(_ROWS, {})
     for obj in session.new:
         if (
             isinstance(obj, AuditLog)
@@ -127,6 +147,7 @@ def _track_changes(session: Session, flush_context: Any, instances: Any) -> None
             and obj.action not in WHOLE_ROW
             and not (obj.data or {}).get("changes")
         ):
+            rows.setdefault((obj.entity_type, obj.entity_id), []).append(obj)
             changes = seen.get((obj.entity_type, obj.entity_id))
             if changes:
                 obj.data = {**(obj.data or {}), "changes": changes}
@@ -135,12 +156,14 @@ def _track_changes(session: Session, flush_context: Any, instances: Any) -> None
 @event.listens_for(Session, "after_commit")
 def _forget_after_commit(session: Session) -> None:
     session.info.pop(_CHANGES, None)
+    session.info.pop(_ROWS, None)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_after_rollback(session: Session, previous_transaction: Any) -> None:
     if not previous_transaction.nested:
         session.info.pop(_CHANGES, None)
+        session.info.pop(_ROWS, None)
 
 
 def _detail_endpoints(app: Flask) -> dict[str, tuple[str, str, str]]:

@@ -537,16 +537,38 @@ def form_values(fields: Sequence[Field], form: Any) -> dict[str, Any]:
 
 
 def save(fields: Sequence[Field], row_id: int, values: Mapping[str, Any]) -> None:
-    """Write the given ``values`` (keyed by field key) of ``row_id``; absent keys are untouched."""
+    """Write the given ``values`` (keyed by field key) of ``row_id``; absent keys are untouched.
+
+    The values they replace are read first (one query per side table), and what changed goes
+    to the audit row of the record in this transaction as ``changes`` (:func:`core.audit.
+    note_changes`), as the ORM's own columns do."""
+    from core import audit
+
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for name, group in _by_table(fields).items():
-        data = {f.name: values[f.key] for f in group if f.key in values}
-        if not data:
+        given = [f for f in group if f.key in values]
+        if not given:
             continue
+        data = {f.name: values[f.key] for f in given}
         table = db.metadata.tables[name]
+        before = db.session.execute(
+            table.select()
+            .with_only_columns(*(table.c[n] for n in data))
+            .where(table.c.id == row_id)
+        ).first()
+        old = dict(before._mapping) if before is not None else {}
         stmt = insert(table).values(id=row_id, **data)
         db.session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=data))
+        audit.note_changes(
+            given[0].model,
+            row_id,
+            {
+                f.key: [old.get(f.name), data[f.name]]
+                for f in given
+                if old.get(f.name) != data[f.name]
+            },
+        )
 
 
 def save_many(fields: Sequence[Field], rows: Sequence[tuple[int, Mapping[str, Any]]]) -> None:

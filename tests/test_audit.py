@@ -168,3 +168,39 @@ def test_viewer_query_count_does_not_grow_with_page_size(app, db, client, compan
         assert page.count("data-audit=") == size
         counts.append(counter.count)
     assert counts[0] == counts[1], counts
+
+
+def test_extension_field_changes_have_old_and_new_values(app, db, company):
+    """Extension fields are written by SQL statements the ORM does not see; their old → new
+    values still reach the record's audit row, whether it is added after them (the edit form)
+    or before (the API)."""
+    from core import audit
+    from core import fields as ext
+    from core.plugins import current
+
+    acme = company(plugins=["pharma"])
+    wanted = ("pharma__beds", "pharma__department")
+    declared = [f for f in current().registry.fields if f.key in wanted]
+    with company_scope(acme.id):
+        customer = Customer(name="协和医院")
+        db.session.add(customer)
+        db.session.flush()
+        ext.save(declared, customer.id, {"pharma__beds": 500, "pharma__department": "心内科"})
+        db.session.commit()
+
+        db.session.refresh(customer)  # as a page loads it
+        customer.name = "北京协和医院"
+        ext.save(declared, customer.id, {"pharma__beds": 800, "pharma__department": "心内科"})
+        audit.record("update", "customer", customer.id)
+        db.session.commit()
+
+        audit.record("update", "customer", customer.id, {"via": "api"})
+        db.session.flush()
+        ext.save(declared, customer.id, {"pharma__department": "呼吸科"})
+        db.session.commit()
+    first, second = _rows(db, acme.id, action="update", entity_type="customer")
+    assert first.data["changes"] == {
+        "name": ["协和医院", "北京协和医院"],
+        "pharma__beds": [500, 800],
+    }
+    assert second.data == {"via": "api", "changes": {"pharma__department": ["心内科", "呼吸科"]}}
