@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from core import consent
 from core.models import Customer
 from core.tenancy import company_scope
 from core.testing import QueryCounter
@@ -297,3 +298,31 @@ def test_answer_submissions_are_rate_limited(client, db, surveyed, monkeypatch):
     assert client.post(url, data={}).status_code == 422
     assert client.post(url, data={}).status_code == 422
     assert client.post(url, data=good(ids)).status_code == 429
+
+
+def test_the_link_stops_surveys_by_its_channel(client, db, surveyed):
+    campaign_id, ids, invitations = running(db, surveyed, n=2)
+    url = link(surveyed, invitations[0])
+    assert f'href="{url}/stop"' in client.get(url).get_data(as_text=True)
+    assert client.get(url + "/stop").status_code == 200
+    assert client.get(url[:-2] + "zz/stop").status_code == 404
+    done = client.post(url + "/stop")
+    assert done.status_code == 200 and "survey-stop-form" not in done.get_data(as_text=True)
+    assert client.post(url + "/stop").status_code == 200  # twice says the same
+    with company_scope(surveyed.id):
+        refused, other = (db.session.get(Invitation, i) for i in invitations)
+        answers = consent.of_customer(refused.customer_id)
+        assert [(k, a.granted) for k, a in answers.items()] == [
+            ((refused.channel, "survey"), False)
+        ]
+        assert answers[(refused.channel, "survey")].source.startswith("survey link")
+        # a new campaign by the same channel invites the other customer only
+        first = db.session.get(Campaign, campaign_id)
+        again = campaigns.create_campaign(
+            db.session.get(Questionnaire, first.questionnaire_id), "再次回访"
+        )
+        campaigns.launch_campaign(again)
+        invited = db.session.scalars(
+            select(Invitation.customer_id).where(Invitation.campaign_id == again.id)
+        ).all()
+        assert invited == [other.customer_id]

@@ -371,6 +371,33 @@ def answer_url(invitation_id: int, company_code: str | None = None, external: bo
     return public_url("surveys_public.answer", token=token, external=external)
 
 
+def refuse(invitation: Invitation, at: datetime | None = None) -> str:
+    """The customer of ``invitation`` wants no more surveys by the channel it came by: a refusal
+    for purpose ``survey`` (:mod:`core.consent`, source ``survey link (invitation N)``),
+    audited. Returns the channel. Refusing twice says the same."""
+    campaign = db.session.get(Campaign, invitation.campaign_id)
+    channel = invitation.channel or (campaign.channel if campaign else "sms")
+    consent.record(
+        invitation.customer_id,
+        channel,
+        "survey",
+        False,
+        f"survey link (invitation {invitation.id})",
+        at=at,
+    )
+    return channel
+
+
+def channel_label(key: str) -> str:
+    """The label of an invitation channel, in the current language."""
+    from plugins.surveys import CHANNELS
+
+    for value, text, zh in CHANNELS:
+        if value == key:
+            return pick(text, zh)
+    return key
+
+
 # -- responses ------------------------------------------------------------------------------------
 
 

@@ -10,8 +10,13 @@ plugin). Then:
 - otherwise the questionnaire; a submission with invalid answers re-renders the form with a
   message at each question (422); a valid one stores the response and thanks the customer.
 
+``/p/<company code>/surveys/<token>/stop`` (linked from the answer page): GET asks whether to
+stop surveys by the channel the invitation came by; POST records the customer's refusal
+(:func:`plugins.surveys.campaigns.refuse`, purpose ``survey`` of :mod:`core.consent`), so no
+later campaign invites them by that channel. It works whether or not the survey was answered.
+
 Submissions are rate-limited per company and client address (:data:`LIMIT`, 429 beyond).
-The page shows no personal data of the customer: whoever holds the link sees the questions.
+The pages show no personal data of the customer: whoever holds the link sees the questions.
 """
 
 from __future__ import annotations
@@ -92,3 +97,27 @@ def answer(token: str) -> Any:
         given=given,
         errors=errors,
     )
+
+
+@public_bp.route("/<token>/stop", methods=["GET", "POST"])
+def stop(token: str) -> Any:
+    """Stop surveys by this invitation's channel (see the module docstring)."""
+    invitation = svc.invitation_for_token(token)
+    if invitation is None:
+        abort(404)
+    campaign = db.session.get(Campaign, invitation.campaign_id)
+    channel = invitation.channel or (campaign.channel if campaign else "sms")
+    done = False
+    if request.method == "POST":
+        if not rate_allow(
+            "surveys.answer", LIMIT, key=f"{require_company()}:{request.remote_addr}"
+        ):
+            return _page(
+                "surveys/public_done.html",
+                429,
+                message=_("Too many submissions from your address; please try again later."),
+            )
+        svc.refuse(invitation)
+        db.session.commit()
+        done = True
+    return _page("surveys/public_stop.html", done=done, channel=svc.channel_label(channel))
