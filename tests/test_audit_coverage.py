@@ -117,6 +117,7 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "surveys.phone_entry": f"{RULES}::test_surveys_phone_entry",
     "surveys.question_delete": f"{RULES}::test_surveys_question_delete",
     "surveys_public.answer": f"{RULES}::test_surveys_public_answer",
+    "surveys_public.stop": f"{RULES}::test_surveys_public_stop",
     "tickets.assignment": f"{RULES}::test_ticket_assignment",
     "tickets.record_followup": f"{RULES}::test_ticket_record_followup",
     "tickets.settings_sla": f"{RULES}::test_ticket_settings_sla",

@@ -951,3 +951,14 @@ def test_surveys_public_answer(db, client, surveyed):
     assert (response.mode, response.user_id) == ("link", None)
     row = audited(db, surveyed, "create", "surveys_response", response.id)
     assert row.data == {"invitation_id": invitations[0], "mode": "link"}
+
+
+def test_surveys_public_stop(db, client, surveyed):
+    from plugins.surveys.models import Invitation
+
+    _campaign, _ids, invitations = test_surveys_web.running(db, surveyed)
+    url = test_surveys_web.link(surveyed, invitations[0])
+    assert client.post(url + "/stop").status_code == 200
+    invitation = one(db, surveyed, Invitation)
+    row = audited(db, surveyed, "consent", "customer", invitation.customer_id)
+    assert (row.data["purpose"], row.data["granted"], row.user_id) == ("survey", False, None)

@@ -139,3 +139,52 @@ def test_a_persons_copy_of_their_data_holds_their_answers(db, company, app):
         False,
         "微信回复",
     )
+
+
+def _token(db, make_user, role, co):
+    from core import tokens
+
+    user = make_user(role, co)
+    _row, secret = tokens.issue(user, co.id, f"{role} token")
+    db.session.commit()
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_the_api_records_and_lists_answers(db, client, company, make_user):
+    co, other = company(plugins=["surveys"]), company(plugins=["surveys"])
+    headers = _token(db, make_user, "service_agent", co)
+    cid, theirs = _customers(db, co, 1)[0], _customers(db, other, 1)[0]
+    body = {"customer_id": cid, "channel": "sms", "purpose": "survey", "granted": False}
+    made = client.post("/api/v1/consents", json={**body, "source": "小程序"}, headers=headers)
+    assert made.status_code == 201, made.json
+    again = client.post(
+        "/api/v1/consents", json={**body, "granted": True, "source": "回访"}, headers=headers
+    )
+    assert again.status_code == 201 and again.json["id"] == made.json["id"]  # one answer
+    patched = client.patch(
+        f"/api/v1/consents/{made.json['id']}", json={"granted": False}, headers=headers
+    )
+    assert patched.status_code == 200 and patched.json["source"] == "回访"
+    listed = client.get(f"/api/v1/consents?customer_id={cid}", headers=headers).json
+    assert [(r["channel"], r["granted"]) for r in listed["data"]] == [("sms", False)]
+    assert _answers(db, co, cid) == {("sms", "survey"): False}
+    with company_scope(co.id):
+        rows = db.session.scalars(select(AuditLog).where(AuditLog.action == "consent")).all()
+        assert [r.data["granted"] for r in rows] == [False, True, False]
+
+    for wrong, field in (
+        ({"purpose": "marketing"}, "purpose"),
+        ({"channel": "fax"}, "channel"),
+        ({"source": ""}, "source"),
+        ({"customer_id": theirs}, "customer_id"),
+    ):
+        refused = client.post(
+            "/api/v1/consents", json={**body, "source": "x", **wrong}, headers=headers
+        )
+        assert refused.status_code == 422 and field in refused.json["error"]["fields"], refused.json
+    viewer = _token(db, make_user, "viewer", co)
+    assert (
+        client.post("/api/v1/consents", json={**body, "source": "x"}, headers=viewer).status_code
+        == 403
+    )
+    assert _answers(db, other, theirs) == {}

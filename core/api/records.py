@@ -1,4 +1,5 @@
-"""The core's API resources: customers, contacts, channels, interactions, tickets, users.
+"""The core's API resources: customers, contacts, channels, interactions, tickets, users,
+consents.
 
 Each is a declaration on :class:`core.api.resources.Resource`; the methods overridden here are
 where a record needs the same service code as its web page (classification of customers, SLA
@@ -14,14 +15,23 @@ import marshmallow as ma
 from sqlalchemy import or_, select
 from sqlalchemy.sql import Select
 
-from core import access, audit, classify, customers, interactions, tickets
+from core import access, audit, classify, consent, customers, interactions, tickets
 from core.api.errors import ApiError
 from core.api.resources import Resource, customer_joined, user
 from core.api.schemas import Text, email_field, model_schema, name_field
 from core.channels import parent_error
 from core.db import db
 from core.keyset import Sort
-from core.models import Channel, Contact, Customer, Interaction, Membership, ServiceTicket, User
+from core.models import (
+    Channel,
+    Consent,
+    Contact,
+    Customer,
+    Interaction,
+    Membership,
+    ServiceTicket,
+    User,
+)
 
 TAG = Text(validate=[ma.validate.Length(min=1, max=60)])
 
@@ -412,6 +422,60 @@ class Users(Resource):
         return out
 
 
+class Consents(Resource):
+    """Customers' answers to being contacted, per channel and purpose (授权同意, PIPL; see
+    :mod:`core.consent`). ``POST`` records an answer -- replacing the current one of that
+    customer, channel and purpose, so it is safe to send again -- and ``PATCH`` changes
+    ``granted`` or ``source``. ``purpose`` is one the company's enabled plugins declare.
+    Every change is an audit row ``consent`` with the previous answer."""
+
+    name = "consents"
+    model = Consent
+    label, label_zh = "Consent", "授权同意"
+    schema = model_schema(
+        Consent,
+        dump_only=("recorded_at", "recorded_by"),
+        fields={
+            "source": Text(required=True, validate=[ma.validate.Length(min=1, max=200)]),
+            "granted": ma.fields.Boolean(required=True),
+        },
+    )
+    choice_fields = {"channel": "contact_channel"}
+    filters = ("customer_id", "channel", "purpose", "granted", "recorded_at")
+    sorts = (
+        Sort("newest", Consent.recorded_at, True, False, "datetime"),
+        Sort("id", Consent.id, True, False, "integer"),
+    )
+    rule_hides = True
+    create_only = ("customer_id", "channel", "purpose")
+
+    def query(self) -> Select:
+        return customer_joined(Consent)
+
+    def check(self, values: dict[str, Any], record: Any | None) -> dict[str, list[str]]:
+        purpose = values.get("purpose")
+        if purpose is not None and purpose not in {p.name for p in consent.purposes()}:
+            names = ", ".join(p.name for p in consent.purposes()) or "none"
+            return {"purpose": [f"Must be a purpose of this company: {names}."]}
+        return {}
+
+    def _record(self, customer_id: int, channel: str, purpose: str, values: dict) -> Any:
+        try:
+            return consent.record(
+                customer_id, channel, purpose, values["granted"], values["source"], user=user()
+            )
+        except consent.ConsentRefused as exc:
+            errors = {k: [v] for k, v in exc.errors.items()}
+            raise ApiError(422, "invalid", str(exc), errors) from exc
+
+    def create(self, values: dict[str, Any]) -> Any:
+        return self._record(values["customer_id"], values["channel"], values["purpose"], values)
+
+    def update(self, record: Any, values: dict[str, Any]) -> None:
+        given = {"granted": record.granted, "source": record.source, **values}
+        self._record(record.customer_id, record.channel, record.purpose, given)
+
+
 CORE_RESOURCES: tuple[type[Resource], ...] = (
     Customers,
     Contacts,
@@ -419,4 +483,5 @@ CORE_RESOURCES: tuple[type[Resource], ...] = (
     Interactions,
     Tickets,
     Users,
+    Consents,
 )
