@@ -33,7 +33,7 @@ SHOTS = [
     ("login.png", None, "/login", "zh_CN"),
     ("dashboard-pharma.png", "manager@pharma.demo", "/dashboard/", "zh_CN"),
     ("customers-pharma.png", "manager@pharma.demo", "/customers/", "zh_CN"),
-    ("customer-detail-pharma.png", "manager@pharma.demo", "first-customer", "zh_CN"),
+    ("customer-detail-pharma.png", "manager@pharma.demo", "first-hospital", "zh_CN"),
     ("tickets-property.png", "service_agent@property.demo", "/tickets/", "zh_CN"),
     ("ticket-board-property.png", "service_agent@property.demo", "/tickets/board", "zh_CN"),
     ("ticket-detail-property.png", "service_agent@property.demo", "first-ticket", "zh_CN"),
@@ -103,6 +103,8 @@ SHOTS = [
 #: "first-…" paths: the list to open and the address its first row's link starts with.
 FIRST_ROW = {
     "first-customer": ("/customers/", "/customers/"),
+    # a hospital with contacts, visits and consent answers in the demo
+    "first-hospital": ("/customers/?q=上海第一人民医院", "/customers/"),
     "first-doctor": ("/pharma/doctors", "/pharma/doctors/"),
     "first-policy": ("/insurance/policies?state=issued", "/insurance/policies/"),
     "first-statement": ("/insurance/commissions/statements?state=paid", "/insurance/commissions/"),

@@ -2,7 +2,8 @@
 
 The box *Consent* (授权同意) shows, for each purpose the company's enabled plugins declare
 (:mod:`core.consent`), the current answer per contact channel -- granted ✓, refused ✗ or none
--- with its source and date, and what no answer means for that purpose. Members who may change
+(source and date on hover) -- and what no answer means for that purpose; then the three latest
+answers with their source and date. Members who may change
 customers (every role but viewer) record an answer for one channel or for all of them at once
 (``POST /customers/<id>/consent``); the customer's record rule applies; each change is audited.
 A company with no plugin that contacts customers has no purposes, and the page shows no box.
@@ -43,12 +44,16 @@ def panel(customer: Customer) -> Panel | None:
         return None
 
     def render() -> str:
+        channels = consent.channels()
+        channel_names, purpose_names = dict(channels), {p.name: p.text for p in purposes}
         return render_template(
             "customers/_consent.html",
             customer=customer,
             purposes=purposes,
-            channels=consent.channels(),
+            channels=channels,
             answers=consent.of_customer(customer.id),
+            channel_label=lambda key: channel_names.get(key, key),
+            purpose_label=lambda key: purpose_names.get(key, key),
             may_record=role() not in (None, "viewer"),
         )
 
