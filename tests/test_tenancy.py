@@ -20,6 +20,7 @@ from core.models import (
     Comment,
     CompanyPlugin,
     CompanySetting,
+    Consent,
     Contact,
     Customer,
     CustomerTag,
@@ -78,6 +79,9 @@ def build(model, refs):
         Comment: lambda: Comment(subject_type="customer", subject_id=1, body="@李主任 请跟进"),
         CompanySetting: lambda: CompanySetting(key="classify", value={}),
         Tag: lambda: Tag(name="重点客户"),
+        Consent: lambda: Consent(
+            customer_id=refs["customer"].id, channel="sms", purpose="survey", source="电话"
+        ),
         CustomerTag: lambda: CustomerTag(customer_id=refs["customer"].id, tag_id=refs["tag"].id),
         BackgroundTask: lambda: BackgroundTask(kind="import", target="core.importer:run"),
         ApiToken: lambda: ApiToken(
@@ -98,7 +102,8 @@ def test_every_core_business_model_is_covered_here():
         "ApiToken", "AuditLog", "CalendarRecord", "Channel", "ChannelClaim", "Comment",
         "BackgroundTask",
         "CompanyPlugin",
-        "CompanySetting", "Contact", "Customer", "CustomerTag", "Interaction", "Membership",
+        "CompanySetting", "Consent", "Contact", "Customer", "CustomerTag", "Interaction",
+        "Membership",
         "Notification", "Obligation", "ServiceTicket", "SlaPolicy", "Tag", "Team",
         "WorkflowHistory",
     }  # fmt: skip
@@ -208,7 +213,9 @@ class _User:
         self.id = user_id
 
 
-@pytest.mark.parametrize("model", [Contact, ServiceTicket, Interaction], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "model", [Contact, ServiceTicket, Interaction, Consent], ids=lambda m: m.__name__
+)
 def test_pointing_at_another_companys_customer_is_refused(app, db, two_companies, model):
     a, b, rows = two_companies
     theirs = rows["b"][Customer]
