@@ -84,8 +84,10 @@ MAX_BATCH = 100_000
 SHOWN_ERRORS = 200
 #: The report's own columns, before the file's.
 REPORT_COLUMNS = ("line", "errors")
-#: Resources that are not imported: opening a ticket starts its SLA clocks (form or API).
-NOT_IMPORTABLE = frozenset({"tickets"})
+#: Resources that are not imported: opening a ticket starts its SLA clocks (form or API); a
+#: consent answer replaces the customer's current one for its channel and purpose, a key of
+#: three columns the import's duplicate handling (one key column) cannot follow (API or page).
+NOT_IMPORTABLE = frozenset({"tickets", "consents"})
 #: Columns of a resource an import leaves alone (besides read-only ones).
 SKIPPED_COLUMNS = {"interactions": ("subject_type", "subject_id")}
 #: The duplicate key of resources without a ``bulk_key``.

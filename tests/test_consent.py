@@ -3,9 +3,10 @@ that contact customers, shown and recorded on the customer's page."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
-from core import consent, privacy
+from core import consent, importer, privacy
 from core.models import AuditLog, Consent, Customer
 from core.tenancy import company_scope
 
@@ -188,3 +189,16 @@ def test_the_api_records_and_lists_answers(db, client, company, make_user):
         == 403
     )
     assert _answers(db, other, theirs) == {}
+
+
+def test_answers_are_not_a_kind_of_import(db, company, tmp_path):
+    """An answer replaces the current one of its customer, channel and purpose: the import's
+    one-column duplicate handling cannot follow that, so answers come by page or API."""
+
+    co = company(plugins=["surveys"])
+    path = tmp_path / "c.csv"
+    path.write_text("customer_id,channel,purpose,granted,source\n1,sms,survey,否,表\n")
+    with company_scope(co.id):
+        assert "consents" not in importer.resources()
+        with pytest.raises(importer.MappingError):
+            importer.import_file(path, "consents", user_id=None)
