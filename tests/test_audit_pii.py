@@ -128,3 +128,19 @@ def test_an_admin_with_pii_sees_them_whole(db, client, login_as, history):
     assert "13900001111 → 13900002222" in page
     assert f"{OLD_ADDRESS} → {NEW_ADDRESS}" in page
     assert f"{ID} → {ID_NEW}" in page
+
+
+def test_a_plugin_marks_its_own_personal_columns(app):
+    """``info={"pii": kind}`` on a mapped column: the core's customer phone and address and
+    contact phone, and a plugin's own (the property plugin's complaint reporter phone)."""
+    from core.web.audit import personal_columns, redact
+
+    with app.app_context():
+        personal = personal_columns()
+        assert {"phone", "address"} <= set(personal["customer"]) and "email" not in personal[
+            "customer"
+        ]
+        data = {"changes": {"reporter_phone": ["13900001111", None], "root_cause": [None, "pipe"]}}
+        out = redact("property_complaint", data, personal)
+    assert out["changes"] == {"reporter_phone": ["139****1111", None], "root_cause": [None, "pipe"]}
+    assert data["changes"]["reporter_phone"][0] == "13900001111"  # the row's data is untouched

@@ -62,12 +62,10 @@ ACTIONS = (
     "erase",
 )
 MAX_ID = 2**31 - 1
-#: Personal columns of core tables, masked without ``pii`` as the customer pages, exports and
-#: API mask them (e-mail addresses are not): table -> column -> kind of :func:`core.access.mask`.
-PERSONAL: dict[str, dict[str, str]] = {
-    "customer": {"phone": "phone", "address": "address"},
-    "contact": {"phone": "phone"},
-}
+#: The column ``info`` key that declares a column personal, with its kind of
+#: :func:`core.access.mask`: ``mapped_column(String(40), info={"pii": "phone"})`` (the core's
+#: customer phone and address and contact phone; a plugin marks its own columns the same way).
+PII_INFO = "pii"
 
 #: Masks one value.
 Masker = Callable[[Any], Any]
@@ -194,13 +192,17 @@ def describe(
 
 def personal_columns() -> dict[str, dict[str, Masker]]:
     """``table -> column -> masking function`` of the personal values an audit row may hold:
-    :data:`PERSONAL`, and each extension field declared ``pii`` by any installed plugin (enabled
-    or not: a row written while it was enabled stays masked), under its column in its side table
-    and under its key (``<plugin>__<name>``) on its model."""
-    out: dict[str, dict[str, Masker]] = {
-        table: {column: partial(access.mask, kind=kind) for column, kind in columns.items()}
-        for table, columns in PERSONAL.items()
-    }
+    every mapped column declared personal (``info={"pii": kind}``, :data:`PII_INFO`), and each
+    extension field declared ``pii`` by any installed plugin (enabled or not: a row written
+    while it was enabled stays masked), under its column in its side table and under its key
+    (``<plugin>__<name>``) on its model."""
+    out: dict[str, dict[str, Masker]] = {}
+    for mapper in db.Model.registry.mappers:
+        for column in mapper.local_table.columns:
+            kind = column.info.get(PII_INFO)
+            if kind:
+                masker = partial(access.mask, kind=kind)
+                out.setdefault(mapper.local_table.name, {})[column.key] = masker
     for field in current_plugins().registry.fields:
         if field.pii:
             masker = partial(ext.masked, field)

@@ -142,7 +142,7 @@ class Message(TenantMixin, db.Model):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
     occasion: Mapped[str] = mapped_column(String(40), default="")
     channel: Mapped[str] = mapped_column(String(20))
-    address: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(254), info={"pii": "phone"})
     subject: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(20), default="queued")

@@ -193,7 +193,7 @@ class Complaint(TenantMixin, db.Model):
     emergency: Mapped[bool] = mapped_column(default=False, server_default=false())
     paid: Mapped[bool] = mapped_column(default=False, server_default=false())
     reporter_name: Mapped[str | None] = mapped_column(String(80))
-    reporter_phone: Mapped[str | None] = mapped_column(String(40))
+    reporter_phone: Mapped[str | None] = mapped_column(String(40), info={"pii": "phone"})
     root_cause: Mapped[str | None] = mapped_column(String(40), index=True)
     action: Mapped[str | None] = mapped_column(Text)
     repeat_of_id: Mapped[int | None] = mapped_column(
