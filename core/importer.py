@@ -65,12 +65,12 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core import audit, converters, dedupe, tabular
+from core import audit, converters, dedupe, tabular, tenancy
 from core import fields as ext
 from core.api import schemas
 from core.db import db, utcnow
 from core.i18n import pick
-from core.models import Company, Contact, Customer, Membership
+from core.models import Contact, Customer, Membership
 from core.tenancy import require_company
 
 MODES = ("atomic", "batched")
@@ -426,11 +426,8 @@ class Plan:
 
 
 def company_zone() -> ZoneInfo:
-    name = db.session.scalar(select(Company.timezone).where(Company.id == require_company()))
-    try:
-        return ZoneInfo(name or "Asia/Shanghai")
-    except (KeyError, ValueError):
-        return ZoneInfo("Asia/Shanghai")
+    """The company's time zone: dates and times without one in a file are in it."""
+    return tenancy.company_zone()
 
 
 def _processor(column: sa.Column | None, dialect: Any) -> Callable | None:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from flask_babel import gettext as _
 from sqlalchemy import and_, func, or_, select, union
 
-from core import audit
+from core import audit, tenancy
 from core.choices import options
 from core.db import db, utcnow
 from core.models import (
@@ -70,10 +70,7 @@ class InteractionError(ValueError):
 
 def company_zone(company_id: int | None = None) -> ZoneInfo:
     """The time zone of the company (``company_id`` or the one in scope)."""
-    name = db.session.scalar(
-        select(Company.timezone).where(Company.id == (company_id or require_company()))
-    )
-    return ZoneInfo(name or "Asia/Shanghai")
+    return tenancy.company_zone(company_id)
 
 
 def _check(customer: Customer, values: dict[str, Any]) -> None:

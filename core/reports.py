@@ -54,7 +54,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
-from sqlalchemy import Float, String, select
+from sqlalchemy import Float, String
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -341,18 +341,9 @@ def date_range(
 
 def zone() -> ZoneInfo:
     """The current company's time zone (read once per request)."""
-    from flask import g, has_request_context
+    from core.tenancy import company_zone
 
-    from core.models import Company
-    from core.tenancy import require_company
-
-    if has_request_context() and "_guanxi_report_zone" in g:
-        return g._guanxi_report_zone
-    name = db.session.scalar(select(Company.timezone).where(Company.id == require_company()))
-    found = ZoneInfo(name or "Asia/Shanghai")
-    if has_request_context():
-        g._guanxi_report_zone = found
-    return found
+    return company_zone()
 
 
 def today() -> date:

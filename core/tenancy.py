@@ -223,3 +223,29 @@ def _check_references(session: Session, company_id: int | None) -> None:
             raise TenancyError(
                 f"{refs[foreign]} points at {table_name} {foreign} of another company"
             )
+
+
+#: The time zone of a company that names none, or one Python does not know.
+DEFAULT_ZONE = "Asia/Shanghai"
+
+
+def company_zone(company_id: int | None = None) -> Any:
+    """The ``ZoneInfo`` of company ``company_id`` (default: the one in scope), in which its
+    days, months and clocks are counted; read once per request and company."""
+    from zoneinfo import ZoneInfo
+
+    from flask import g, has_request_context
+    from sqlalchemy import select
+
+    from core.db import db
+    from core.models import Company
+
+    found = company_id or require_company()
+    cache: dict[int, Any] = g.setdefault("_guanxi_zones", {}) if has_request_context() else {}
+    if found not in cache:
+        name = db.session.scalar(select(Company.timezone).where(Company.id == found))
+        try:
+            cache[found] = ZoneInfo(name or DEFAULT_ZONE)
+        except (KeyError, ValueError):
+            cache[found] = ZoneInfo(DEFAULT_ZONE)
+    return cache[found]

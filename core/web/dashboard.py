@@ -18,7 +18,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import func, or_, select
 
-from core import choices, clocks
+from core import choices, clocks, tenancy
 from core.db import db, utcnow
 from core.models import Company, Customer, Interaction, Obligation, ServiceTicket, Team
 from core.tenancy import current_company_id
@@ -220,8 +220,7 @@ def customers_overview() -> Panel:
 
 
 def _zone() -> ZoneInfo:
-    name = db.session.scalar(select(Company.timezone).where(Company.id == current_company_id()))
-    return ZoneInfo(name or "Asia/Shanghai")
+    return tenancy.company_zone()
 
 
 def widgets() -> list[Panel]:

@@ -8,12 +8,11 @@ from typing import Any
 
 from flask import Flask, g, request, session
 from flask_login import current_user
-from sqlalchemy import select
 
 from core import access, choices
 from core.db import db
 from core.i18n import pick
-from core.tenancy import current_company_id, unscoped
+from core.tenancy import DEFAULT_ZONE, company_zone, current_company_id, unscoped
 
 
 @dataclass(frozen=True)
@@ -169,21 +168,13 @@ def local(moment: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from core.models import Company
-
     if not isinstance(moment, datetime):
         return "" if moment is None else str(moment)
-    if "_local_zone" not in g:
-        company_id = current_company_id()
-        name = (
-            db.session.scalar(select(Company.timezone).where(Company.id == company_id))
-            if company_id
-            else None
-        )
-        g._local_zone = ZoneInfo(name or "Asia/Shanghai")
+    company_id = current_company_id()
+    zone = company_zone(company_id) if company_id else ZoneInfo(DEFAULT_ZONE)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(g._local_zone).strftime(fmt)
+    return moment.astimezone(zone).strftime(fmt)
 
 
 def init_app(app: Flask) -> None:

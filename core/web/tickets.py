@@ -16,7 +16,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    g,
     redirect,
     render_template,
     request,
@@ -28,12 +27,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.exc import StaleDataError
 
-from core import audit, clocks, followup, recovery, workflow
+from core import audit, clocks, followup, recovery, tenancy, workflow
 from core import fields as ext
 from core.choices import options
 from core.db import db, utcnow
 from core.models import (
-    Company,
     Contact,
     Customer,
     Interaction,
@@ -109,10 +107,7 @@ def _require(*roles: str) -> None:
 
 def company_zone() -> ZoneInfo:
     """The current company's time zone (clocks are shown in it)."""
-    if "_ticket_zone" not in g:
-        name = db.session.scalar(select(Company.timezone).where(Company.id == current_company_id()))
-        g._ticket_zone = ZoneInfo(name or "Asia/Shanghai")
-    return g._ticket_zone
+    return tenancy.company_zone()
 
 
 def local_time(moment: datetime | None) -> str:

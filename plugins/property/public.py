@@ -47,7 +47,8 @@ from core.extend import (
     rate_allow,
     require_company,
 )
-from core.models import Company, Interaction, ServiceTicket, Team, WorkflowHistory
+from core.models import Interaction, ServiceTicket, Team, WorkflowHistory
+from core.tenancy import company_zone
 from core.workflow import workflow_for
 from plugins.property import complaints
 from plugins.property.complaints import ComplaintError
@@ -109,8 +110,7 @@ def mask_name(name: str | None) -> str:
 
 
 def _zone() -> ZoneInfo:
-    zone = db.session.scalar(select(Company.timezone).where(Company.id == require_company()))
-    return ZoneInfo(zone or "Asia/Shanghai")
+    return company_zone()
 
 
 def _local(moment: datetime | None, zone: ZoneInfo) -> str:

@@ -28,8 +28,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 
-from core.extend import MenuItem, Panel, db, require_company
-from core.models import Company, Interaction, Membership, Team, User
+from core.extend import MenuItem, Panel, db
+from core.models import Interaction, Membership, Team, User
+from core.tenancy import company_zone
 from plugins.sales.models import Order, Target
 
 PERIOD = re.compile(r"^(\d{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
@@ -85,8 +86,7 @@ class Period:
 
 
 def _zone() -> ZoneInfo:
-    zone = db.session.scalar(select(Company.timezone).where(Company.id == require_company()))
-    return ZoneInfo(zone or "Asia/Shanghai")
+    return company_zone()
 
 
 def today() -> date:
