@@ -371,12 +371,19 @@ def answer_url(invitation_id: int, company_code: str | None = None, external: bo
     return public_url("surveys_public.answer", token=token, external=external)
 
 
+def channel_of(invitation: Invitation) -> str:
+    """The channel ``invitation`` went by (its own, else its campaign's)."""
+    if invitation.channel:
+        return invitation.channel
+    campaign = db.session.get(Campaign, invitation.campaign_id)
+    return campaign.channel if campaign else "sms"
+
+
 def refuse(invitation: Invitation, at: datetime | None = None) -> str:
     """The customer of ``invitation`` wants no more surveys by the channel it came by: a refusal
     for purpose ``survey`` (:mod:`core.consent`, source ``survey link (invitation N)``),
     audited. Returns the channel. Refusing twice says the same."""
-    campaign = db.session.get(Campaign, invitation.campaign_id)
-    channel = invitation.channel or (campaign.channel if campaign else "sms")
+    channel = channel_of(invitation)
     consent.record(
         invitation.customer_id,
         channel,
@@ -386,16 +393,6 @@ def refuse(invitation: Invitation, at: datetime | None = None) -> str:
         at=at,
     )
     return channel
-
-
-def channel_label(key: str) -> str:
-    """The label of an invitation channel, in the current language."""
-    from plugins.surveys import CHANNELS
-
-    for value, text, zh in CHANNELS:
-        if value == key:
-            return pick(text, zh)
-    return key
 
 
 # -- responses ------------------------------------------------------------------------------------

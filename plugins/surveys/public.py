@@ -30,7 +30,7 @@ from core.extend import db, rate_allow, require_company
 from plugins.surveys import campaigns as svc
 from plugins.surveys.blueprint import public_bp
 from plugins.surveys.models import Campaign, Questionnaire
-from plugins.surveys.web_campaigns import answer_form_values, sections_of
+from plugins.surveys.web_campaigns import answer_form_values, channel_label, sections_of
 
 #: Answer submissions one address may make per company.
 LIMIT = "30/hour"
@@ -39,6 +39,17 @@ LIMIT = "30/hour"
 def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     """A page in the core's public frame (``public_base.html``: the company's name, no menu)."""
     return render_template(template, **context), status
+
+
+def _too_many() -> tuple[str, int] | None:
+    """The 429 page when this address sent more than :data:`LIMIT` to the company, else None."""
+    if rate_allow("surveys.answer", LIMIT, key=f"{require_company()}:{request.remote_addr}"):
+        return None
+    return _page(
+        "surveys/public_done.html",
+        429,
+        message=_("Too many submissions from your address; please try again later."),
+    )
 
 
 @public_bp.route("/<token>", methods=["GET", "POST"])
@@ -59,14 +70,9 @@ def answer(token: str) -> Any:
     given: dict[int, Any] = {}
     status = 200
     if request.method == "POST":
-        if not rate_allow(
-            "surveys.answer", LIMIT, key=f"{require_company()}:{request.remote_addr}"
-        ):
-            return _page(
-                "surveys/public_done.html",
-                429,
-                message=_("Too many submissions from your address; please try again later."),
-            )
+        refused = _too_many()
+        if refused is not None:
+            return refused
         questions = [q for _s, qs in parts for q in qs]
         given = answer_form_values(questions, request.form)
         try:
@@ -105,19 +111,13 @@ def stop(token: str) -> Any:
     invitation = svc.invitation_for_token(token)
     if invitation is None:
         abort(404)
-    campaign = db.session.get(Campaign, invitation.campaign_id)
-    channel = invitation.channel or (campaign.channel if campaign else "sms")
     done = False
     if request.method == "POST":
-        if not rate_allow(
-            "surveys.answer", LIMIT, key=f"{require_company()}:{request.remote_addr}"
-        ):
-            return _page(
-                "surveys/public_done.html",
-                429,
-                message=_("Too many submissions from your address; please try again later."),
-            )
+        refused = _too_many()
+        if refused is not None:
+            return refused
         svc.refuse(invitation)
         db.session.commit()
         done = True
-    return _page("surveys/public_stop.html", done=done, channel=svc.channel_label(channel))
+    channel = channel_label(svc.channel_of(invitation))
+    return _page("surveys/public_stop.html", done=done, channel=channel)
