@@ -156,7 +156,7 @@ def raw_rows(app, company_id: int, user_id: int, rows: list[list[str]]):  # noqa
 def raw_sqlite(source: Path, target: Path, customers: list, ext: list) -> float:
     """Plain sqlite3 into a database with the same tables as Guanxi's (DDL copied) and the
     same connection settings as an import's."""
-    from core.importer import BULK_CACHE_KB
+    from core.bulkload import BULK_CACHE_KB
 
     # customer_search: the search index (core.search) that customer's triggers keep.
     names = ("company", "user", "channel", "customer", "customer_search", "pharma_customer_ext")

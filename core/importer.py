@@ -26,6 +26,10 @@ statement per chunk, ``company_id`` and column defaults set here. Extension valu
 side tables the same way. A new customer's classification is computed as its row is built
 (:meth:`CustomerRules.computer`); updated customers, and customers of imported interactions,
 are classified with :func:`core.classify.classify_customers`, set-based, once per transaction.
+A file of :data:`core.bulkload.MIN_ROWS` rows or more is read, converted and checked for
+duplicates in a second process while this one writes, and on SQLite an all-or-nothing import
+of at least as many rows as the table holds rebuilds the table's indexes once instead of
+inserting into them row by row (:mod:`core.bulkload`).
 
 Rules a person sees:
 
@@ -47,12 +51,9 @@ Rules a person sees:
 
 from __future__ import annotations
 
-import gc
 import operator
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -65,7 +66,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core import audit, converters, dedupe, tabular, tenancy
+from core import audit, bulkload, converters, dedupe, tabular, tenancy
 from core import fields as ext
 from core.api import schemas
 from core.db import db, utcnow
@@ -77,6 +78,10 @@ MODES = ("atomic", "batched")
 ON_DUPLICATE = ("skip", "update", "create")
 #: Rows converted and written together (also the classification chunk).
 CHUNK = 5000
+#: Rows converted and written together when a second process reads the file
+#: (:func:`core.bulkload.in_child_process`): smaller, so the writer starts sooner and the two
+#: processes take turns more evenly (measured in docs/benchmarks.md).
+PIPED_CHUNK = 2000
 #: Rows per committed batch in ``batched`` mode, unless the import says otherwise.
 DEFAULT_BATCH = 10_000
 MAX_BATCH = 100_000
@@ -1268,6 +1273,69 @@ class Job:
         if out:
             yield out
 
+    def read(
+        self, source: Iterable[list[str]], size: int, skip: int, *, process: bool = False
+    ) -> Iterator[list[Row]]:
+        """:meth:`convert` and :meth:`match`: the rows of ``source`` converted, duplicates
+        found, ``size`` at a time. With ``process``, in a second process
+        (:func:`core.bulkload.in_child_process`) while this one writes what it has: the child
+        sends each row's values, action and errors, and its cells only where this process may
+        need them (a row with errors, an update, a plan that checks rows after reading)."""
+        if not process:
+            for rows in self.convert(source, size, skip):
+                self.match(rows)
+                yield rows
+            return
+        late = self.fails_late
+        new = Row.__new__
+
+        def produce() -> Iterator[list[tuple[Any, ...]]]:
+            for rows in self.convert(source, size, skip):
+                self.match(rows)
+                yield [
+                    (
+                        r.line,
+                        r.cells if late or r.errors or r.action == "update" else None,
+                        r.values,
+                        r.errors,
+                        r.action,
+                        r.record_id,
+                    )
+                    for r in rows
+                ]
+
+        for packed in bulkload.in_child_process(produce):
+            rows = []
+            for line, cells, values, errors, action, record_id in packed:
+                row = new(Row)
+                row.line, row.cells, row.values, row.errors = line, cells, values, errors
+                row.action, row.record_id = action, record_id
+                rows.append(row)
+            yield rows
+
+    @property
+    def fails_late(self) -> bool:
+        """Whether rows may fail after :meth:`read` (references, the rules' checks): their
+        cells are then kept for the error report."""
+        from core.api.resources import Resource
+
+        rules = self.plan.rules
+        return (
+            any(s.column.type == "reference" for s in self.plan.slots)
+            or type(rules).check_rows is not Rules.check_rows
+            or type(rules.resource).check is not Resource.check
+        )
+
+    @property
+    def tables(self) -> list[str]:
+        """The tables an import writes rows into: the resource's, then its side tables."""
+        names = [self.plan.resource.model.__table__.name]
+        for slot in self.plan.extension:
+            f = slot.column.extension
+            if f is not None and f.table_name not in names:
+                names.append(f.table_name)
+        return names
+
     def _slow_row(self, line: int, cells: list[str], width: int) -> Row:
         if len(cells) < width:
             cells = cells + [""] * (width - len(cells))
@@ -1461,32 +1529,6 @@ def _lookup(target: str, wanted: set[str]) -> dict[str, int | None]:
     return out
 
 
-_gc_lock = threading.Lock()
-_gc_pausers = 0
-
-
-@contextmanager
-def _paused_gc() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while an import runs.
-
-    An import keeps a chunk of rows alive (lists, row objects) while it allocates the next, and
-    each collection of the oldest generation walks every live object of the process: about half
-    the time of converting rows went there. Reference counting still frees everything as it
-    goes; the collector only finds cycles, and resumes when the last import ends."""
-    global _gc_pausers
-    with _gc_lock:
-        _gc_pausers += 1
-        was = gc.isenabled()
-        gc.disable()
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and was:
-                gc.enable()
-
-
 def prune(days: int = 7) -> int:
     """Delete uploaded files and error reports older than ``days`` from :func:`folder` (a
     stopped import can be resumed until then); returns how many went."""
@@ -1550,7 +1592,7 @@ def import_file(
         table = tabular.open_table(path, tabular.format_of(filename or path.name))
     except tabular.TableError as exc:
         raise MappingError(str(exc)) from exc
-    with table, _paused_gc():
+    with table, bulkload.paused_gc():
         plan = compile_plan(
             resource, table.header, mapping, on_duplicate=on_duplicate, user_id=user_id
         )
@@ -1586,15 +1628,20 @@ def _run(
         for name in ("rows", "created", "updated", "skipped", "failed"):
             setattr(counts, name, int(previous.get(name) or 0))
     total = table.estimated_rows
-    size = batch if mode == "batched" else CHUNK
+    process = (total or 0) >= bulkload.MIN_ROWS and bulkload.can_fork()
+    size = batch if mode == "batched" else PIPED_CHUNK if process else CHUNK
     writing = True
     try:
-        with _bulk_settings():
+        with bulkload.cache_settings(db.session):
             job.load_existing()
-            for rows in job.convert(table.rows(), size, skip):
+            rebuild = (
+                bulkload.IndexRebuild.start(db.session.connection(), job.tables, total)
+                if mode == "atomic"
+                else None
+            )
+            for rows in job.read(table.rows(), size, skip, process=process):
                 before = counts.as_dict()
                 job.resolve(rows)
-                job.match(rows)
                 plan.rules.check_rows(job, [r for r in rows if not r.errors])
                 counts.rows += len(rows)
                 job.report(rows)
@@ -1612,6 +1659,8 @@ def _run(
                 counts.created = counts.updated = counts.skipped = 0
                 outcome = "failed"
             elif mode == "atomic":
+                assert rebuild is not None
+                rebuild.restore()
                 _finish(job)
                 db.session.commit()
     except Exception as exc:
@@ -1696,28 +1745,6 @@ class _Report:
 
     def close(self) -> None:
         tabular.write_csv(self.path, self.header, self.rows)
-
-
-@contextmanager
-def _bulk_settings() -> Iterator[None]:
-    """Settings of the session's connection for bulk writing, restored afterwards: on SQLite a
-    64 MB page cache (index pages of a large import stay in memory instead of being spilled and
-    read back)."""
-    connection = db.session.connection()
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    previous = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-    connection.exec_driver_sql(f"PRAGMA cache_size={BULK_CACHE_KB}")
-    try:
-        yield
-    finally:
-        with suppress(Exception):  # the connection went with a failed transaction
-            db.session.connection().exec_driver_sql(f"PRAGMA cache_size={int(previous)}")
-
-
-#: Page cache of an SQLite import connection, in KiB (negative: SQLite's unit for KiB).
-BULK_CACHE_KB = -65536
 
 
 def _audit(

@@ -11,12 +11,22 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from core import classify, importer, tasks
+from core import bulkload, classify, importer, tasks
 from core.db import db as handle
 from core.models import AuditLog, BackgroundTask, Channel, Contact, Customer, Interaction
 from core.tenancy import company_scope
 
 pytestmark = pytest.mark.guanxi_plugins("tests.sample_plugin")
+
+
+@pytest.fixture(autouse=True, params=["one process", "reader process"])
+def reader(request, monkeypatch):
+    """Every test here runs twice: as a small file imports (one process), and as a large one
+    does (a second process reads and converts the file while this one writes; on SQLite an
+    all-or-nothing import also drops and rebuilds the indexes)."""
+    if request.param == "reader process":
+        monkeypatch.setattr(bulkload, "MIN_ROWS", 0)
+    return request.param
 
 
 def write_csv(path, rows, encoding="utf-8-sig"):
