@@ -1276,14 +1276,17 @@ class Job:
     def read(
         self, source: Iterable[list[str]], size: int, skip: int, *, process: bool = False
     ) -> Iterator[list[Row]]:
-        """:meth:`convert` and :meth:`match`: the rows of ``source`` converted, duplicates
-        found, ``size`` at a time. With ``process``, in a second process
-        (:func:`core.bulkload.in_child_process`) while this one writes what it has: the child
-        sends each row's values, action and errors, and its cells only where this process may
-        need them (a row with errors, an update, a plan that checks rows after reading)."""
+        """:meth:`convert`, then :meth:`match` unless the plan names records by reference
+        (:attr:`matches_late`): the rows of ``source``, ``size`` at a time. With ``process``,
+        in a second process (:func:`core.bulkload.in_child_process`) while this one writes
+        what it has: the child sends each row's values, action and errors, and its cells only
+        where this process may need them (a row with errors, an update, a plan that checks
+        rows after reading)."""
+        early = not self.matches_late
         if not process:
             for rows in self.convert(source, size, skip):
-                self.match(rows)
+                if early:
+                    self.match(rows)
                 yield rows
             return
         late = self.fails_late
@@ -1291,7 +1294,8 @@ class Job:
 
         def produce() -> Iterator[list[tuple[Any, ...]]]:
             for rows in self.convert(source, size, skip):
-                self.match(rows)
+                if early:
+                    self.match(rows)
                 yield [
                     (
                         r.line,
@@ -1314,6 +1318,12 @@ class Job:
             yield rows
 
     @property
+    def matches_late(self) -> bool:
+        """Whether duplicates are looked for after references are resolved (a plan with a
+        reference column: a key may be one), in this process, instead of while reading."""
+        return any(s.column.type == "reference" for s in self.plan.slots)
+
+    @property
     def fails_late(self) -> bool:
         """Whether rows may fail after :meth:`read` (references, the rules' checks): their
         cells are then kept for the error report."""
@@ -1321,7 +1331,7 @@ class Job:
 
         rules = self.plan.rules
         return (
-            any(s.column.type == "reference" for s in self.plan.slots)
+            self.matches_late
             or type(rules).check_rows is not Rules.check_rows
             or type(rules.resource).check is not Resource.check
         )
@@ -1642,6 +1652,8 @@ def _run(
             for rows in job.read(table.rows(), size, skip, process=process):
                 before = counts.as_dict()
                 job.resolve(rows)
+                if job.matches_late:
+                    job.match(rows)
                 plan.rules.check_rows(job, [r for r in rows if not r.errors])
                 counts.rows += len(rows)
                 job.report(rows)
