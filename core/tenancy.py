@@ -235,7 +235,6 @@ def company_zone(company_id: int | None = None) -> Any:
     from zoneinfo import ZoneInfo
 
     from flask import g, has_request_context
-    from sqlalchemy import select
 
     from core.db import db
     from core.models import Company
@@ -243,7 +242,9 @@ def company_zone(company_id: int | None = None) -> Any:
     found = company_id or require_company()
     cache: dict[int, Any] = g.setdefault("_guanxi_zones", {}) if has_request_context() else {}
     if found not in cache:
-        name = db.session.scalar(select(Company.timezone).where(Company.id == found))
+        # The session's company row when a page has loaded it (its header does): no query.
+        company = db.session.get(Company, found)
+        name = company.timezone if company is not None else None
         try:
             cache[found] = ZoneInfo(name or DEFAULT_ZONE)
         except (KeyError, ValueError):
