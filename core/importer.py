@@ -89,14 +89,16 @@ MAX_BATCH = 100_000
 SHOWN_ERRORS = 200
 #: The report's own columns, before the file's.
 REPORT_COLUMNS = ("line", "errors")
-#: Resources that are not imported: opening a ticket starts its SLA clocks (form or API); a
-#: consent answer replaces the customer's current one for its channel and purpose, a key of
-#: three columns the import's duplicate handling (one key column) cannot follow (API or page).
-NOT_IMPORTABLE = frozenset({"tickets", "consents"})
+#: Resources that are not imported: opening a ticket starts its SLA clocks (form or API).
+NOT_IMPORTABLE = frozenset({"tickets"})
 #: Columns of a resource an import leaves alone (besides read-only ones).
 SKIPPED_COLUMNS = {"interactions": ("subject_type", "subject_id")}
-#: The duplicate key of resources without a ``bulk_key``.
-IMPORT_KEYS = {"channels": "code"}
+#: The duplicate key of resources without a ``bulk_key``: a column, or several that together
+#: name one record (a customer's consent answer for a channel and a purpose).
+IMPORT_KEYS: dict[str, str | tuple[str, ...]] = {
+    "channels": "code",
+    "consents": ("customer_id", "channel", "purpose"),
+}
 #: Records a foreign key may name by something else than the id, tried in this order.
 NATURAL_KEYS = {
     "customer": ("code", "name"),
@@ -216,6 +218,15 @@ def resource_for(name: str) -> Any:
 
 def resource_label(resource: Any) -> str:
     return pick(resource.label or resource.name, resource.label_zh)
+
+
+def key_labels(resource: Any) -> list[str]:
+    """The labels of the columns that name an existing record of ``resource`` (its duplicate
+    key), in the person's language."""
+    key = IMPORT_KEYS.get(resource.name) or resource.bulk_key
+    keys = (key,) if isinstance(key, str) else tuple(key or ())
+    cols = {c.key: c for c in columns(resource)}
+    return [cols[k].text if k in cols else k for k in keys]
 
 
 @dataclass(frozen=True)
@@ -417,7 +428,8 @@ class Plan:
     tags: Slot | None
     #: Columns not in the file that a new record gets (defaults), ready for the driver.
     fixed: dict[str, Any]
-    key: str | None
+    #: The duplicate key's columns (mapped), ``None`` when the import has none.
+    key: tuple[str, ...] | None
     zone: ZoneInfo
     rules: Rules
     user_id: int | None
@@ -499,6 +511,13 @@ def compile_plan(
         used[key] = name
         chosen[name] = key
     rules = rules_for(resource)
+    if on_duplicate == "create" and not rules.creates_duplicates:
+        problems.append(
+            _(
+                "A row matching an existing %(label)s replaces it or is skipped.",
+                label=resource_label(resource),
+            )
+        )
     for col in cols.values():
         needed = col.required or col.key in rules.required
         if needed and col.key not in used and col.key not in rules.provided:
@@ -546,6 +565,7 @@ def compile_plan(
             process = _processor(column, dialect)
             fixed[column.key] = process(value) if process and value is not None else value
     key = IMPORT_KEYS.get(resource.name) or resource.bulk_key
+    keys = (key,) if isinstance(key, str) else tuple(key or ())
     fields = [s.column.extension for s in extension]
     ext_defaults = {
         f.key: _ext_processed(f, f.default, dialect) for f in fields if f.default is not None
@@ -560,7 +580,7 @@ def compile_plan(
         extension=extension,
         tags=tags,
         fixed=fixed,
-        key=key if key in mapped else None,
+        key=keys if keys and all(k in mapped for k in keys) else None,
         zone=zone,
         rules=rules,
         user_id=user_id,
@@ -745,6 +765,12 @@ class Rules:
     required: tuple[str, ...] = ()
     #: Whether customer phone numbers find duplicates.
     dedupe_phone = False
+    #: Columns of :attr:`provided` that an update sets again (when the record was last
+    #: answered, and by whom); the others are a new record's only.
+    refreshed: tuple[str, ...] = ()
+    #: Whether a row matching an existing record may be created anyway (``False`` where the
+    #: key is unique in the database).
+    creates_duplicates = True
 
     def __init__(self, resource: Any) -> None:
         self.resource = resource
@@ -996,10 +1022,87 @@ class ChannelRules(Rules):
                 )
 
 
+class ConsentRules(Rules):
+    """Consent answers (:mod:`core.consent`): a row names the customer, the channel, the
+    purpose, the answer and where it comes from. It replaces that customer's current answer
+    for the channel and purpose (``update``; ``skip`` keeps the current one; a second answer
+    is never created: the three columns are unique). The answer counts from the import and
+    is recorded by the person importing. Every answer written is an audit row ``consent``
+    with the answer it replaced, as the customer page and the API write it."""
+
+    provided = {
+        "recorded_at": lambda user_id, now: now,
+        "recorded_by": lambda user_id, now: user_id,
+    }
+    refreshed = ("recorded_at", "recorded_by")
+    creates_duplicates = False
+
+    def __init__(self, resource: Any) -> None:
+        super().__init__(resource)
+        #: The answer each updated consent row held before this import (id → granted).
+        self.before: dict[int, bool] = {}
+
+    def check_rows(self, job: Job, rows: list[Row]) -> None:
+        from core import consent
+        from core.models import Consent
+
+        names = {p.name for p in consent.purposes()}
+        header = job.header_of("purpose")
+        for row in rows:
+            purpose = job.getter(row, "purpose")
+            if purpose not in names:
+                row.fail(
+                    header,
+                    _(
+                        "Not a purpose of this company: %(value)s (%(names)s).",
+                        value=str(purpose)[:40],
+                        names=", ".join(sorted(names)) or "-",
+                    ),
+                )
+        ids = [r.record_id for r in rows if not r.errors and r.action == "update"]
+        for start in range(0, len(ids), 500):
+            stmt = select(Consent.id, Consent.granted).where(
+                Consent.id.in_(ids[start : start + 500])
+            )
+            self.before.update((i, bool(g)) for i, g in db.session.execute(stmt))
+
+    def after(self, job: Job, created: list[int], updated: list[int], rows: list[Row]) -> None:
+        from core.models import AuditLog
+
+        if not rows:
+            return
+        get, plan = job.getter, job.plan
+        table = AuditLog.__table__
+        db.session.execute(
+            sa.insert(table),
+            [
+                {
+                    "company_id": plan.company_id,
+                    "user_id": plan.user_id,
+                    "action": "consent",
+                    "entity_type": "customer",
+                    "entity_id": get(row, "customer_id"),
+                    "data": {
+                        "channel": get(row, "channel"),
+                        "purpose": get(row, "purpose"),
+                        "granted": bool(get(row, "granted")),
+                        "before": self.before.get(row.record_id)  # type: ignore[arg-type]
+                        if row.action == "update"
+                        else None,
+                        "source": get(row, "source"),
+                    },
+                    "created_at": plan.now,
+                }
+                for row in rows
+            ],
+        )
+
+
 RULES: dict[str, type[Rules]] = {
     "customers": CustomerRules,
     "interactions": InteractionRules,
     "channels": ChannelRules,
+    "consents": ConsentRules,
 }
 
 
@@ -1134,10 +1237,12 @@ class Job:
         table = plan.resource.model.__table__
         company = table.c.company_id == plan.company_id
         if plan.key is not None:
-            column = table.c[plan.key]
-            stmt = select(table.c.id, column).where(company, column.is_not(None))
-            for record_id, value in db.session.execute(stmt):
-                self.existing_keys.setdefault(value, []).append(record_id)
+            columns = [table.c[k] for k in plan.key]
+            stmt = select(table.c.id, *columns).where(company, *[c.is_not(None) for c in columns])
+            single = len(columns) == 1
+            for record_id, *value in db.session.execute(stmt):
+                found = value[0] if single else tuple(value)
+                self.existing_keys.setdefault(found, []).append(record_id)
         if plan.rules.dedupe_phone and "phone" in self.positions and plan.on_duplicate != "create":
             stmt = select(table.c.id, table.c.phone).where(company, table.c.phone.is_not(None))
             key = dedupe.phone_key
@@ -1150,14 +1255,15 @@ class Job:
         """Duplicates inside the file (an error on the later row) and against existing
         records (skip, update or create, as the import says)."""
         plan = self.plan
-        key_pos = self.positions.get(plan.key) if plan.key else None
+        key_at = [self.positions[k] for k in plan.key] if plan.key else []
+        key_pos = key_at[0] if len(key_at) == 1 else None  # one column: the fast path
         phone_pos = (
             self.positions.get("phone")
             if plan.rules.dedupe_phone and plan.on_duplicate != "create"
             else None
         )
         phone_key = dedupe.phone_key
-        key_header = self.header_of(plan.key) if plan.key else ""
+        key_header = self.header_of(plan.key[0]) if plan.key else ""
         phone_header = self.header_of("phone") if phone_pos is not None else ""
         seen_keys, existing_keys = self.seen_keys, self.existing_keys
         seen_phones, existing_phones = self.seen_phones, self.existing_phones
@@ -1169,8 +1275,13 @@ class Job:
             values = row.values
             assert values is not None
             matches = none
-            if key_pos is not None:
-                value = values[key_pos]
+            if key_at:
+                if key_pos is not None:
+                    value = values[key_pos]
+                else:
+                    value = tuple([values[p] for p in key_at])
+                    if None in value:
+                        value = None
                 if value is not None:
                     first = seen_keys.get(value)
                     if first is not None:
@@ -1438,6 +1549,9 @@ class Job:
         if "updated_at" in table.c:
             sets.append(f"updated_at = {m}")
             extra.append(plan.fixed.get("updated_at", plan.now))
+        for key in plan.rules.refreshed:
+            sets.append(f"{key} = {m}")
+            extra.append(plan.fixed.get(key))
         params = []
         for row in rows:
             cells, values = row.cells, row.values

@@ -3,10 +3,12 @@ that contact customers, shown and recorded on the customer's page."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from sqlalchemy import func, select
 
-from core import consent, importer, privacy
+from core import consent, importer, privacy, tasks
 from core.models import AuditLog, Consent, Customer
 from core.tenancy import company_scope
 
@@ -191,14 +193,133 @@ def test_the_api_records_and_lists_answers(db, client, company, make_user):
     assert _answers(db, other, theirs) == {}
 
 
-def test_answers_are_not_a_kind_of_import(db, company, tmp_path):
-    """An answer replaces the current one of its customer, channel and purpose: the import's
-    one-column duplicate handling cannot follow that, so answers come by page or API."""
+def _consent_file(tmp_path, name, rows):
+    path = tmp_path / name
+    lines = ["customer_id,channel,purpose,granted,source", *[",".join(r) for r in rows]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _coded(db, co, *codes):
+    with company_scope(co.id):
+        rows = [Customer(code=c, name=f"顾客{c}", status="existing") for c in codes]
+        db.session.add_all(rows)
+        db.session.commit()
+        return [c.id for c in rows]
+
+
+def test_answers_import_from_a_spreadsheet_and_replace_the_current_ones(
+    db, company, make_user, tmp_path
+):
+    co = company(plugins=["marketing", "surveys"])
+    clerk = make_user("admin", co)
+    k1, k2 = _coded(db, co, "K1", "K2")
+    first = _consent_file(
+        tmp_path,
+        "optin.csv",
+        [
+            ("K1", "短信", "marketing", "是", "2023 纸质授权书"),
+            ("K2", "email", "survey", "否", "退订名单"),
+        ],
+    )
+    with company_scope(co.id):
+        outcome = importer.import_file(first, "consents", user_id=clerk.id)
+        assert outcome["status"] == "done" and outcome["created"] == 2, outcome["errors"]
+    assert _answers(db, co, k1) == {("sms", "marketing"): True}
+    assert _answers(db, co, k2) == {("email", "survey"): False}
+    with company_scope(co.id):
+        assert consent.may_contact(k1, "sms", "marketing")
+        assert not consent.may_contact(k2, "email", "survey")
+        audits = db.session.scalars(select(AuditLog).where(AuditLog.action == "consent")).all()
+        assert sorted((a.entity_id, a.data["granted"], a.data["before"]) for a in audits) == [
+            (k1, True, None),
+            (k2, False, None),
+        ]
+        assert {a.user_id for a in audits} == {clerk.id}
+
+    # The customer changed their mind: the next file replaces the answer, never adds one.
+    second = _consent_file(tmp_path, "optout.csv", [("K1", "sms", "marketing", "否", "客户来电")])
+    with company_scope(co.id):
+        kept = importer.import_file(second, "consents", user_id=clerk.id)  # skip: the default
+        assert kept["skipped"] == 1 and kept["created"] == 0
+        assert _answers(db, co, k1) == {("sms", "marketing"): True}
+        replaced = importer.import_file(second, "consents", user_id=clerk.id, on_duplicate="update")
+        assert replaced["updated"] == 1, replaced["errors"]
+    assert _answers(db, co, k1) == {("sms", "marketing"): False}
+    with company_scope(co.id):
+        row = db.session.scalars(select(Consent).where(Consent.customer_id == k1)).one()
+        assert row.source == "客户来电" and row.recorded_by == clerk.id
+        last = db.session.scalars(
+            select(AuditLog).where(AuditLog.action == "consent").order_by(AuditLog.id.desc())
+        ).first()
+        assert (last.data["granted"], last.data["before"]) == (False, True)
+        assert not consent.may_contact(k1, "sms", "marketing")
+        with pytest.raises(importer.MappingError):
+            importer.import_file(second, "consents", user_id=clerk.id, on_duplicate="create")
+
+
+def test_bad_consent_rows_name_their_line_and_nothing_is_written(db, company, make_user, tmp_path):
+    co = company(plugins=["surveys"])  # no marketing: its purposes are unknown here
+    clerk = make_user("admin", co)
+    _coded(db, co, "K1")
+    path = _consent_file(
+        tmp_path,
+        "bad.csv",
+        [
+            ("K1", "sms", "survey", "否", "退订名单"),
+            ("K1", "sms", "marketing", "否", "退订名单"),  # not a purpose of this company
+            ("K9", "sms", "survey", "否", "退订名单"),  # no such customer
+            ("K1", "传真", "survey", "否", "退订名单"),  # no such channel
+            ("K1", "短信", "survey", "是", "又一次"),  # the same answer as line 2
+            ("K1", "phone", "survey", "也许", "退订名单"),  # not yes or no
+        ],
+    )
+    with company_scope(co.id):
+        outcome = importer.import_file(path, "consents", user_id=clerk.id)
+        assert outcome["status"] == "failed"
+        lines = [(e["line"], e["column"]) for e in outcome["errors"]]
+        assert lines == [
+            (3, "purpose"),
+            (4, "customer_id"),
+            (5, "channel"),
+            (6, "customer_id"),
+            (7, "granted"),
+        ]
+        assert "2" in outcome["errors"][3]["message"]
+        assert db.session.scalar(select(func.count()).select_from(Consent)) == 0
+        written = select(func.count()).select_from(AuditLog).where(AuditLog.action == "consent")
+        assert db.session.scalar(written) == 0
+
+
+def test_the_import_page_takes_answers_and_never_offers_a_second_one(db, client, company, login_as):
 
     co = company(plugins=["surveys"])
-    path = tmp_path / "c.csv"
-    path.write_text("customer_id,channel,purpose,granted,source\n1,sms,survey,否,表\n")
-    with company_scope(co.id):
-        assert "consents" not in importer.resources()
-        with pytest.raises(importer.MappingError):
-            importer.import_file(path, "consents", user_id=None)
+    login_as("manager", co)
+    (k1,) = _coded(db, co, "K1")
+    assert 'value="consents"' in client.get("/imports/").text
+    data = "customer_id,channel,purpose,granted,source\nK1,短信,survey,否,退订名单\n".encode()
+    uploaded = client.post(
+        "/imports/",
+        data={"kind": "consents", "file": (io.BytesIO(data), "退订名单.csv")},
+        content_type="multipart/form-data",
+    )
+    assert uploaded.status_code == 302
+    page = client.get(uploaded.location).text
+    assert 'value="update"' in page and 'value="create"' not in page
+    assert "customer_id" in page or "客户" in page
+    refused = client.post(
+        uploaded.location,
+        data={"map-0": "customer_id", "map-1": "channel", "map-2": "purpose",
+              "map-3": "granted", "map-4": "source", "on_duplicate": "create",
+              "mode": "atomic"},
+    )  # fmt: skip
+    assert refused.status_code == 422
+    started = client.post(
+        uploaded.location,
+        data={"map-0": "customer_id", "map-1": "channel", "map-2": "purpose",
+              "map-3": "granted", "map-4": "source", "on_duplicate": "update",
+              "mode": "atomic"},
+    )  # fmt: skip
+    assert started.status_code == 302
+    tasks.wait(int(started.location.rstrip("/").rsplit("/", 1)[1]))
+    assert _answers(db, co, k1) == {("sms", "survey"): False}

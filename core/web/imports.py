@@ -231,6 +231,8 @@ def mapping(token: str) -> Any:
         options=options,
         keyed=bool(importer.IMPORT_KEYS.get(kind) or resource.bulk_key)
         or importer.rules_for(resource).dedupe_phone,
+        creates_duplicates=importer.rules_for(resource).creates_duplicates,
+        key_labels=importer.key_labels(resource),
         problems=problems,
         default_batch=importer.DEFAULT_BATCH,
     )
