@@ -120,6 +120,7 @@ def create(seed: int = 20261124) -> list[Company]:
                     manager.hooks(only).guanxi_demo_data(company=company, fake=fake)
             db.session.commit()
             _import_fair_leads(slug)
+            _import_opt_outs(slug)
         made.append(company)
     clocks.scan()
     search.refresh(db.session.connection())  # what the customers.search_index job would do
@@ -171,6 +172,49 @@ def _import_fair_leads(slug: str) -> None:
         mode="batched",
         batch=importer.DEFAULT_BATCH,
         filename="展会客户名单.csv",
+    )
+    tasks.execute(task.id)
+
+
+def _import_opt_outs(slug: str) -> None:
+    """Import an opt-out list (退订名单: customers who replied "TD" to a text message) as
+    consent answers through the real import path, so /imports/ shows one and those customers'
+    pages show the refusal with its source. Only where a plugin contacts customers."""
+    import csv
+
+    from flask import current_app
+
+    from core import consent, importer, tasks
+    from core.models import Customer
+
+    purposes = [p.name for p in consent.purposes()]
+    if not purposes:
+        return
+    codes = db.session.scalars(
+        select(Customer.code).where(Customer.code.is_not(None)).order_by(Customer.id).limit(6)
+    ).all()
+    folder = Path(
+        current_app.config.get("IMPORT_FOLDER") or Path(current_app.instance_path) / "imports"
+    )
+    path = folder / f"demo-{slug}-短信退订名单.csv"
+    rows = [["客户编号", "渠道", "用途", "同意", "来源"]]
+    rows += [[code, "短信", purposes[0], "否", "短信回复TD退订"] for code in codes]
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    clerk = db.session.scalar(select(User).where(User.email == f"manager@{slug}.demo"))
+    mapping = {"客户编号": "customer_id", "渠道": "channel", "用途": "purpose", "同意": "granted",
+               "来源": "source"}  # fmt: skip
+    task = tasks.create(
+        "import",
+        importer.run,
+        user_id=clerk.id if clerk else None,
+        path=str(path),
+        resource="consents",
+        mapping=mapping,
+        on_duplicate="update",
+        mode="atomic",
+        batch=importer.DEFAULT_BATCH,
+        filename="短信退订名单.csv",
     )
     tasks.execute(task.id)
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from core import demo, search
 from core.clocks import status_counts
-from core.models import BackgroundTask, Company, Customer, ServiceTicket
+from core.models import BackgroundTask, Company, Consent, Customer, ServiceTicket
 from core.tenancy import company_scope, unscoped
 
 
@@ -49,9 +49,21 @@ def test_demo_creates_three_companies_once_with_their_plugins(app, db, client):
                 )
                 assert prospects == 150
             assert db.session.scalar(select(func.count()).select_from(Customer)) == 67 + prospects
-            task = db.session.scalar(select(BackgroundTask).where(BackgroundTask.kind == "import"))
+            task, opt_outs = db.session.scalars(
+                select(BackgroundTask)
+                .where(BackgroundTask.kind == "import")
+                .order_by(BackgroundTask.id)
+            )
             assert task.status == "done"
             assert (task.result["created"], task.result["failed"]) == (7, 3)
+            # the SMS opt-out list, imported as consent answers (every demo company has a
+            # plugin that contacts customers)
+            assert opt_outs.status == "done" and opt_outs.params["resource"] == "consents"
+            assert opt_outs.result["created"] + opt_outs.result["updated"] == 6
+            refused = select(func.count()).where(
+                Consent.source == "短信回复TD退订", Consent.channel == "sms", ~Consent.granted
+            )
+            assert db.session.scalar(refused) == 6
             complaints = (
                 db.session.scalar(
                     select(func.count()).where(ServiceTicket.workflow == "property_complaint")
