@@ -6,6 +6,7 @@ import csv
 import io
 import re
 import time
+from datetime import UTC
 from decimal import Decimal
 
 import pytest
@@ -855,3 +856,20 @@ def test_bad_numbers_and_dates_name_their_cells(company, make_user, tmp_path):
         assert customers(Customer.revenue) == [(Decimal("12000.50"),)]
         stored = handle.text("SELECT birthday FROM marketing_customer_ext")
         assert [str(b) for (b,) in handle.session.execute(stored)] == ["1990-05-04"]
+
+
+def test_the_list_of_imports_shows_when_each_started_in_the_companys_time(
+    client, company, login_as
+):
+    from zoneinfo import ZoneInfo
+
+    co = company()
+    login_as("manager", co)
+    with company_scope(co.id):
+        task = BackgroundTask(kind="import", target="core.importer:run", params={}, status="done")
+        handle.session.add(task)
+        handle.session.commit()
+        started = task.created_at
+    shanghai = started.replace(tzinfo=UTC).astimezone(ZoneInfo("Asia/Shanghai"))
+    page = client.get("/imports/").text
+    assert shanghai.strftime("%Y-%m-%d %H:%M") in page and " UTC" not in page
