@@ -398,6 +398,7 @@ def test_value_page_distribution_list_filters_and_paging(app, client, login_as, 
     assert 'data-segment="champions"' in html and 'data-quadrant="acquire"' in html
     assert html.index("冠军") < html.index("新客") < html.index("流失")  # by LTV, highest first
     assert "2,319,578" in html  # the champion's LTV
+    assert "计算于" in html and " UTC" not in html  # when, in the company's time
     only = client.get("/sales/value?segment=at_risk").get_data(as_text=True)
     assert "风险" in only and "冠军" not in only.split("customer-values")[1]
     assert client.get("/sales/value?abc=Z").status_code == 400
