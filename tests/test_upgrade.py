@@ -26,8 +26,9 @@ still empty (those the later revisions created) is filled, so every model of the
 built-in plugins has rows, and the **last revision of every history** (each head, downgraded with
 ``<branch>@-1``) is downgraded and upgraded again: the tables and columns the downgrade keeps must
 keep every row and value, and the upgrade after it must lose nothing and reach the heads again.
-The tables a head revision creates are dropped by its downgrade by design and come back empty
-(so ``insurance_0002``'s downgrade loses the licences it had moved into ``insurance_agent``).
+The tables a head revision creates are dropped by its downgrade by design and come back empty,
+except what a downgrade moves back (``insurance_0002`` returns the agents' licences to the
+channel fields they came from).
 
 What it found when written: on SQLite a batch operation that rebuilds a table (``core_0002``'s
 ``service_ticket``) emptied ``property_service_ticket_ext`` and unlinked ``interaction.ticket_id``
@@ -479,3 +480,25 @@ def test_consent_moves_into_the_core_table_and_back(upgrade_app):
     opted = dict(zip(ext["id"], ext["opt_out"], strict=True))
     assert [i for i, value in opted.items() if value] == [ids[0]]
     assert back["consent"]["id"] == []
+
+
+def test_licences_move_to_the_agent_profile_and_back(upgrade_app):
+    """insurance_0002 turns the channel fields licence number and expiry into agent profiles;
+    its downgrade writes them back to the channel fields instead of losing them."""
+    cfg = alembic_config()
+    for revision in FIRST_RELEASE:
+        command.upgrade(cfg, revision)
+    fill()
+    before = snapshot()["insurance_channel_ext"]
+    had = {
+        (i, n, e)
+        for i, n, e in zip(
+            before["id"], before["licence_number"], before["licence_expiry"], strict=True
+        )
+        if n is not None or e is not None
+    }
+    assert had
+    guanxi_db_upgrade(upgrade_app)
+    command.downgrade(cfg, "insurance@-1")
+    back = snapshot()["insurance_channel_ext"]
+    assert set(zip(back["id"], back["licence_number"], back["licence_expiry"], strict=True)) == had

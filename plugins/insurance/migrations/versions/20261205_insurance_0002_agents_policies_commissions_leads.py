@@ -287,6 +287,13 @@ def downgrade():
     with op.batch_alter_table('insurance_channel_ext', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_insurance_channel_ext_licence_number'), ['licence_number'], unique=False)
 
+    # The licence goes back to the channel's two fields (one agent per channel): its number
+    # and expiry; the classes, region and the rest of the profile have no place there.
+    op.execute(
+        "INSERT INTO insurance_channel_ext (id, licence_number, licence_expiry)"
+        " SELECT channel_id, licence_number, licence_expires_on FROM insurance_agent"
+        " WHERE licence_number IS NOT NULL OR licence_expires_on IS NOT NULL"
+    )
     with op.batch_alter_table('insurance_policy_party', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_insurance_policy_party_policy_id'))
         batch_op.drop_index(batch_op.f('ix_insurance_policy_party_company_id'))
