@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from core import clocks, workflow
 from core.db import utcnow
@@ -955,3 +955,31 @@ def test_bad_followup_input_is_refused_at_the_field(app, db, client, desk, data,
     assert f'data-field="{field}"' in response.get_data(as_text=True)
     assert count(db, shop, Interaction) == 0
     assert fetch(db, shop, ticket_id).state == "resolved"
+
+
+def test_the_list_can_put_the_nearest_sla_deadline_first(app, db, client, desk):
+    app.config["LIST_PAGE_SIZE"] = 2
+    shop = desk()
+    shop.login("service_agent")
+    low = shop.open(FRIDAY_17, priority="low")
+    urgent = shop.open(FRIDAY_17, priority="urgent")
+    answered = shop.open(FRIDAY_17 - timedelta(days=3), priority="urgent")
+    high = shop.open(FRIDAY_17, priority="high")
+    with company_scope(shop.id):  # answered and resolved: its clocks are met
+        db.session.execute(
+            update(Obligation).where(Obligation.subject_id == answered).values(met_at=FRIDAY_17)
+        )
+        db.session.commit()
+    seen, url = [], "/tickets/?sort=due"
+    while url:
+        html = client.get(url).get_data(as_text=True)
+        assert re.search(r'class="count">4 ', html)
+        assert '<option value="due" selected>' in html
+        seen += ticket_ids_from(html)
+        found = re.search(r'class="button next" href="([^"]+)"', html)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == [urgent, high, low, answered]  # no running clock: last
+    assert ticket_ids(client.get("/tickets/")) == [high, answered]  # newest first, as before
+    assert client.get("/tickets/?sort=due&after=x1").status_code == 400
+    refused = client.get("/tickets/?sort=oldest")
+    assert refused.status_code == 400 and 'data-field="sort"' in refused.text

@@ -24,6 +24,7 @@ from core import keyset, workflow
 from core.db import capped_count, db, utcnow
 from core.models import Customer, Obligation, ServiceTicket, Team, User
 from core.plugins import current
+from core.tenancy import require_company
 from core.web.context import enabled_plugins
 
 SUBJECT = "service_ticket"
@@ -124,7 +125,9 @@ class TicketRow:
 @dataclass
 class TicketPage:
     rows: list[TicketRow] = field(default_factory=list)
-    next_after: int | None = None
+    #: The ``after`` of the next page: a ticket id (newest first) or a cursor (by deadline).
+    next_after: int | str | None = None
+    sort: str = "newest"
     count: int = 0
     capped: bool = False
     errors: dict[str, str] = field(default_factory=dict)
@@ -261,11 +264,43 @@ def _rows(result: Iterable[Any], fields: list[ext.Field]) -> list[TicketRow]:
     return rows
 
 
+#: Orders of the ticket list: ``newest`` (the default) and ``due``, the ticket whose SLA
+#: deadline comes first at the top.
+SORTS = ("newest", "due")
+
+
+def open_deadlines() -> Any:
+    """Per ticket, the earliest deadline of its running SLA clocks (met or paused ones do not
+    count: a ticket waiting on the customer is not urgent): a subquery ``(ticket_id, due_at)``
+    over the open clocks only, one row per ticket that has any."""
+    return (
+        select(
+            Obligation.subject_id.label("ticket_id"),
+            func.min(Obligation.due_at).label("due_at"),
+        )
+        .where(
+            Obligation.company_id == require_company(),
+            Obligation.subject_type == SUBJECT,
+            Obligation.met_at.is_(None),
+            Obligation.paused_at.is_(None),
+        )
+        .group_by(Obligation.subject_id)
+        .subquery("open_deadlines")
+    )
+
+
 def page(args: MultiDict, size: int, cap: int) -> TicketPage:
-    """One keyset page of tickets, newest first (``after``: the last id seen), a capped count."""
+    """One keyset page of tickets and a capped count. ``sort``: ``newest`` (``after`` is the
+    last id seen) or ``due`` -- the earliest running SLA deadline first, tickets without one
+    last (``after`` is the cursor of the last page)."""
     stmt, errors, fields = query(args)
     result = TicketPage(errors=errors, fields=fields)
+    result.sort = args.get("sort") or "newest"
+    if result.sort not in SORTS:
+        result.errors["sort"] = _("must be one of %(values)s", values=", ".join(SORTS))
     after = args.get("after", "")
+    if result.sort == "due":
+        return _page_by_deadline(stmt, result, after, size, cap)
     if after and int_id(after) is None:
         result.errors["after"] = _("must be the id of the last ticket seen (a whole number)")
     if result.errors:
@@ -277,6 +312,27 @@ def page(args: MultiDict, size: int, cap: int) -> TicketPage:
     result.rows = _rows(rows[:size], fields)
     if len(rows) > size:
         result.next_after = rows[size - 1][0].id
+    return result
+
+
+def _page_by_deadline(stmt: Any, result: TicketPage, after: str, size: int, cap: int) -> TicketPage:
+    deadlines = open_deadlines()
+    sort = keyset.Sort("due", deadlines.c.due_at, nullable=True, kind="datetime")
+    position = keyset.decode(sort, after) if after else None
+    if after and position is None:
+        result.errors["after"] = _("must be the cursor of the last page (next_after)")
+    if result.errors:
+        return result
+    result.count, result.capped = capped_count(stmt, ServiceTicket.id, cap)
+    stmt = stmt.outerjoin(deadlines, deadlines.c.ticket_id == ServiceTicket.id)
+    if position is not None:
+        stmt = stmt.where(keyset.after(sort, ServiceTicket.id, *position))
+    stmt = stmt.add_columns(deadlines.c.due_at).order_by(*keyset.order(sort, ServiceTicket.id))
+    rows = db.session.execute(stmt.limit(size + 1)).all()
+    result.rows = _rows(rows[:size], result.fields)
+    if len(rows) > size:
+        last = rows[size - 1]
+        result.next_after = keyset.encode(last[-1], last[0].id)
     return result
 
 
