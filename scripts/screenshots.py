@@ -34,7 +34,7 @@ SHOTS = [
     ("dashboard-pharma.png", "manager@pharma.demo", "/dashboard/", "zh_CN"),
     ("customers-pharma.png", "manager@pharma.demo", "/customers/", "zh_CN"),
     ("customer-detail-pharma.png", "manager@pharma.demo", "first-hospital", "zh_CN"),
-    ("tickets-property.png", "service_agent@property.demo", "/tickets/", "zh_CN"),
+    ("tickets-property.png", "service_agent@property.demo", "/tickets/?sort=due", "zh_CN"),
     ("ticket-board-property.png", "service_agent@property.demo", "/tickets/board", "zh_CN"),
     ("ticket-detail-property.png", "service_agent@property.demo", "first-ticket", "zh_CN"),
     ("channels-pharma.png", "manager@pharma.demo", "/channels/", "zh_CN"),
