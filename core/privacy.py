@@ -29,7 +29,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import String, cast, literal, or_, select, update
 
 from core import audit
 from core import fields as ext
@@ -204,18 +204,17 @@ def erase_person(customer: Customer, user: User) -> None:
     ticket_ids = list(
         db.session.scalars(select(ServiceTicket.id).where(ServiceTicket.customer_id == cid))
     )
-    for ticket_id in ticket_ids:
-        db.session.execute(
-            update(ServiceTicket)
-            .where(ServiceTicket.id == ticket_id)
-            .values(
-                subject=f"#{ticket_id}",
-                description=None,
-                recovery_note=None,
-                version=ServiceTicket.version + 1,
-            )
-            .execution_options(synchronize_session=False)
+    db.session.execute(
+        update(ServiceTicket)
+        .where(ServiceTicket.customer_id == cid)
+        .values(
+            subject=literal("#") + cast(ServiceTicket.id, String),
+            description=None,
+            recovery_note=None,
+            version=ServiceTicket.version + 1,
         )
+        .execution_options(synchronize_session=False)
+    )
     db.session.execute(
         update(Comment)
         .where(

@@ -83,6 +83,8 @@ def test_erasure_needs_the_name_and_then_leaves_nothing_that_identifies(app, db,
             ensure_ascii=False,
         )
         assert "赵敏" not in everything and "13912345678" not in everything
+        tickets = db.session.scalars(select(ServiceTicket)).all()
+        assert tickets and all(t.subject == f"#{t.id}" for t in tickets)  # the number stays
         assert db.session.scalar(select(func.count()).where(AuditLog.action == "erase")) == 1
 
 
