@@ -147,6 +147,43 @@ FAIR_LEADS = [
 def _import_fair_leads(slug: str) -> None:
     """Import the trade-fair list through the real import path (batched: the good rows go in,
     the three bad ones wait in the error report), so /imports/ shows a finished import."""
+    _import_demo_file(slug, "展会客户名单.csv", FAIR_LEADS, "customers", mode="batched")
+
+
+def _import_opt_outs(slug: str) -> None:
+    """Import an opt-out list (退订名单: customers who replied "TD" to a text message) as
+    consent answers through the real import path, so /imports/ shows one and those customers'
+    pages show the refusal with its source. Only where a plugin contacts customers."""
+    from core import consent
+    from core.models import Customer
+
+    purposes = [p.name for p in consent.purposes()]
+    if not purposes:
+        return
+    codes = db.session.scalars(
+        select(Customer.code).where(Customer.code.is_not(None)).order_by(Customer.id).limit(6)
+    ).all()
+    rows = [["客户编号", "渠道", "用途", "同意", "来源"]]
+    rows += [[code, "短信", purposes[0], "否", "短信回复TD退订"] for code in codes]
+    mapping = {"客户编号": "customer_id", "渠道": "channel", "用途": "purpose", "同意": "granted",
+               "来源": "source"}  # fmt: skip
+    _import_demo_file(
+        slug, "短信退订名单.csv", rows, "consents", mapping=mapping, on_duplicate="update"
+    )
+
+
+def _import_demo_file(
+    slug: str,
+    filename: str,
+    rows: list[list[str]],
+    resource: str,
+    *,
+    mapping: dict[str, str | None] | None = None,
+    on_duplicate: str = "skip",
+    mode: str = "atomic",
+) -> None:
+    """Write ``rows`` as a CSV in the import folder and run it as the company manager's import
+    task, as the import page would."""
     import csv
 
     from flask import current_app
@@ -157,64 +194,21 @@ def _import_fair_leads(slug: str) -> None:
         current_app.config.get("IMPORT_FOLDER") or Path(current_app.instance_path) / "imports"
     )
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"demo-{slug}-展会客户名单.csv"
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        csv.writer(handle).writerows(FAIR_LEADS)
-    clerk = db.session.scalar(select(User).where(User.email == f"manager@{slug}.demo"))
-    task = tasks.create(
-        "import",
-        importer.run,
-        user_id=clerk.id if clerk else None,
-        path=str(path),
-        resource="customers",
-        mapping=None,
-        on_duplicate="skip",
-        mode="batched",
-        batch=importer.DEFAULT_BATCH,
-        filename="展会客户名单.csv",
-    )
-    tasks.execute(task.id)
-
-
-def _import_opt_outs(slug: str) -> None:
-    """Import an opt-out list (退订名单: customers who replied "TD" to a text message) as
-    consent answers through the real import path, so /imports/ shows one and those customers'
-    pages show the refusal with its source. Only where a plugin contacts customers."""
-    import csv
-
-    from flask import current_app
-
-    from core import consent, importer, tasks
-    from core.models import Customer
-
-    purposes = [p.name for p in consent.purposes()]
-    if not purposes:
-        return
-    codes = db.session.scalars(
-        select(Customer.code).where(Customer.code.is_not(None)).order_by(Customer.id).limit(6)
-    ).all()
-    folder = Path(
-        current_app.config.get("IMPORT_FOLDER") or Path(current_app.instance_path) / "imports"
-    )
-    path = folder / f"demo-{slug}-短信退订名单.csv"
-    rows = [["客户编号", "渠道", "用途", "同意", "来源"]]
-    rows += [[code, "短信", purposes[0], "否", "短信回复TD退订"] for code in codes]
+    path = folder / f"demo-{slug}-{filename}"
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         csv.writer(handle).writerows(rows)
     clerk = db.session.scalar(select(User).where(User.email == f"manager@{slug}.demo"))
-    mapping = {"客户编号": "customer_id", "渠道": "channel", "用途": "purpose", "同意": "granted",
-               "来源": "source"}  # fmt: skip
     task = tasks.create(
         "import",
         importer.run,
         user_id=clerk.id if clerk else None,
         path=str(path),
-        resource="consents",
+        resource=resource,
         mapping=mapping,
-        on_duplicate="update",
-        mode="atomic",
+        on_duplicate=on_duplicate,
+        mode=mode,
         batch=importer.DEFAULT_BATCH,
-        filename="短信退订名单.csv",
+        filename=filename,
     )
     tasks.execute(task.id)
 

@@ -292,7 +292,6 @@ def test_bad_consent_rows_name_their_line_and_nothing_is_written(db, company, ma
 
 
 def test_the_import_page_takes_answers_and_never_offers_a_second_one(db, client, company, login_as):
-
     co = company(plugins=["surveys"])
     login_as("manager", co)
     (k1,) = _coded(db, co, "K1")
@@ -307,19 +306,11 @@ def test_the_import_page_takes_answers_and_never_offers_a_second_one(db, client,
     page = client.get(uploaded.location).text
     assert 'value="update"' in page and 'value="create"' not in page
     assert "customer_id" in page or "客户" in page
-    refused = client.post(
-        uploaded.location,
-        data={"map-0": "customer_id", "map-1": "channel", "map-2": "purpose",
-              "map-3": "granted", "map-4": "source", "on_duplicate": "create",
-              "mode": "atomic"},
-    )  # fmt: skip
+    columns = ("customer_id", "channel", "purpose", "granted", "source")
+    form = {**{f"map-{i}": key for i, key in enumerate(columns)}, "mode": "atomic"}
+    refused = client.post(uploaded.location, data={**form, "on_duplicate": "create"})
     assert refused.status_code == 422
-    started = client.post(
-        uploaded.location,
-        data={"map-0": "customer_id", "map-1": "channel", "map-2": "purpose",
-              "map-3": "granted", "map-4": "source", "on_duplicate": "update",
-              "mode": "atomic"},
-    )  # fmt: skip
+    started = client.post(uploaded.location, data={**form, "on_duplicate": "update"})
     assert started.status_code == 302
     tasks.wait(int(started.location.rstrip("/").rsplit("/", 1)[1]))
     assert _answers(db, co, k1) == {("sms", "survey"): False}
