@@ -220,13 +220,17 @@ def resource_label(resource: Any) -> str:
     return pick(resource.label or resource.name, resource.label_zh)
 
 
-def key_labels(resource: Any) -> list[str]:
-    """The labels of the columns that name an existing record of ``resource`` (its duplicate
-    key), in the person's language."""
+def key_columns(resource: Any) -> tuple[str, ...]:
+    """The columns that together name an existing record of ``resource`` (its duplicate key:
+    :data:`IMPORT_KEYS`, else its ``bulk_key``, a column or a tuple of them); ``()`` for none."""
     key = IMPORT_KEYS.get(resource.name) or resource.bulk_key
-    keys = (key,) if isinstance(key, str) else tuple(key or ())
+    return (key,) if isinstance(key, str) else tuple(key or ())
+
+
+def key_labels(resource: Any) -> list[str]:
+    """The labels of :func:`key_columns`, in the person's language."""
     cols = {c.key: c for c in columns(resource)}
-    return [cols[k].text if k in cols else k for k in keys]
+    return [cols[k].text if k in cols else k for k in key_columns(resource)]
 
 
 @dataclass(frozen=True)
@@ -564,8 +568,7 @@ def compile_plan(
         if has:
             process = _processor(column, dialect)
             fixed[column.key] = process(value) if process and value is not None else value
-    key = IMPORT_KEYS.get(resource.name) or resource.bulk_key
-    keys = (key,) if isinstance(key, str) else tuple(key or ())
+    keys = key_columns(resource)
     fields = [s.column.extension for s in extension]
     ext_defaults = {
         f.key: _ext_processed(f, f.default, dialect) for f in fields if f.default is not None

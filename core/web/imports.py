@@ -229,8 +229,7 @@ def mapping(token: str) -> Any:
         columns=columns,
         chosen=chosen,
         options=options,
-        keyed=bool(importer.IMPORT_KEYS.get(kind) or resource.bulk_key)
-        or importer.rules_for(resource).dedupe_phone,
+        keyed=bool(importer.key_columns(resource)) or importer.rules_for(resource).dedupe_phone,
         creates_duplicates=importer.rules_for(resource).creates_duplicates,
         key_labels=importer.key_labels(resource),
         problems=problems,
